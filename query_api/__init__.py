@@ -1,0 +1,1 @@
+"""agentlog query_api layer."""

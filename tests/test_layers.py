@@ -1,0 +1,48 @@
+"""The layer rule of DESIGN §1: each package imports only the packages to its left."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LAYERS = ["eventlog", "commands", "projections", "query_api"]
+ALLOWED = {layer: set(LAYERS[: index + 1]) for index, layer in enumerate(LAYERS)}
+ALLOWED["query_api"].add("infra")
+PROJECT = {*LAYERS, "infra", "tests", "bench"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    """Top-level names a module imports (absolute imports only; relative ones stay in the package)."""
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_each_layer_imports_only_layers_to_its_left() -> None:
+    violations = []
+    for layer in LAYERS:
+        for path in sorted((REPO / layer).rglob("*.py")):
+            forbidden = (imported_roots(path) & PROJECT) - ALLOWED[layer]
+            if forbidden:
+                violations.append(f"{path.relative_to(REPO)} imports {sorted(forbidden)}")
+    assert violations == []
+
+
+def test_infra_imports_no_layer() -> None:
+    violations = [
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / "infra").rglob("*.py"))
+        if imported_roots(path) & set(LAYERS)
+    ]
+    assert violations == []
+
+
+def test_the_rule_catches_an_upward_import(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("import query_api.cli\nfrom projections import x\nfrom . import sibling\n")
+    assert imported_roots(module) & PROJECT == {"query_api", "projections"}
