@@ -1,0 +1,1 @@
+"""Infrastructure helpers for agentlog (local Kafka broker launcher, CI support)."""

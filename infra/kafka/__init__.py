@@ -1,0 +1,1 @@
+"""Plain Apache Kafka on loopback without Docker: see ``infra.kafka.launcher``."""
