@@ -13,6 +13,7 @@ import click
 from eventlog.errors import LogError
 from eventlog.file import FileLog, verify_directory
 from eventlog.records import Record
+from query_api.cli_verbs import register
 
 __all__ = ["main"]
 
@@ -21,6 +22,83 @@ __all__ = ["main"]
 @click.version_option(package_name="agentlog")
 def main() -> None:
     """agentlog: the memory and time machine for AI agents."""
+
+
+register(main)
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on [env AGENTLOG_HOST; default 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [env AGENTLOG_PORT; default 8000].")
+@click.option(
+    "--log", "log_url", default=None, help="Log URL: file:///path, memory://, kafka://host:port [env AGENTLOG_LOG]."
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory of the embedded log (shorthand for --log file://DIR).",
+)
+@click.option("--fsync", default=None, help="always, never or interval:<ms> [env AGENTLOG_FSYNC; default always].")
+@click.option("--partitions", type=int, default=None, help="Partitions of the main topic when created [default 8].")
+@click.option(
+    "--api-keys",
+    "api_keys_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSON file of API keys; when given, keys decide tenant and identity.",
+)
+def serve(
+    host: str | None,
+    port: int | None,
+    log_url: str | None,
+    data_dir: Path | None,
+    fsync: str | None,
+    partitions: int | None,
+    api_keys_file: Path | None,
+) -> None:
+    """Run a node: the embedded log in ./agentlog-data unless told otherwise."""
+    import uvicorn
+
+    from query_api.app import create_app
+    from query_api.settings import Settings
+
+    overrides: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "log": f"file://{data_dir}" if data_dir is not None else log_url,
+        "fsync": fsync,
+        "partitions": partitions,
+        "api_keys_file": api_keys_file,
+    }
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    click.echo(f"agentlog serving {settings.log} on http://{settings.host}:{settings.port}", err=True)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@main.command()
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The node's base URL.")
+def status(url: str) -> None:
+    """Print a node's applied cut, lag and digests."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{url}/v1/status", timeout=10)
+    except httpx.HTTPError as error:
+        raise click.ClickException(f"cannot reach {url}: {error}") from error
+    click.echo(json.dumps(response.json(), indent=2))
+    if response.status_code != 200:
+        sys.exit(1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def kafka(args: tuple[str, ...]) -> None:
+    """Run local Apache Kafka brokers (KRaft, jars from Maven Central): up [--nodes N] | down | status."""
+    from infra.kafka.launcher import main as launcher_main
+
+    sys.exit(launcher_main(list(args)))
 
 
 @main.group()
@@ -99,3 +177,7 @@ def _record_json(record: Record) -> dict[str, object]:
         "headers": [[name, _bytes_json(value)] for name, value in record.headers],
         "value": _bytes_json(record.value),
     }
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""RFC 9457 problem details: every error the API answers is `application/problem+json`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError as PydanticValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from commands import CommandError, from_validation_errors
+from eventlog.errors import LimitExceededError, LogError, LogFailedError
+from projections.cut import CutError
+from projections.outcome import Outcome
+from query_api.node import NotApplied
+
+__all__ = ["ApiProblem", "install_problem_handlers", "problem_response", "rejection_problem"]
+
+MEDIA_TYPE = "application/problem+json"
+
+#: HTTP status of each rejection reason a projection records.
+REJECTION_STATUS = {
+    "version_conflict": 409,
+    "already_exists": 409,
+    "lock_held": 409,
+    "precondition_failed": 409,
+    "run_closed": 409,
+    "forbidden": 403,
+    "not_found": 404,
+    "schema_violation": 422,
+    "invalid": 422,
+    "cross_partition": 422,
+}
+
+
+class ApiProblem(Exception):
+    """Raise to answer with a problem: `code` becomes `urn:agentlog:error:<code>`."""
+
+    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.extra = extra
+
+
+def problem_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+    """A problem+json response."""
+    body = {"type": f"urn:agentlog:error:{code}", "title": code.replace("_", " "), "status": status, "detail": detail}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+
+
+def rejection_problem(outcome: Outcome, write: dict[str, Any]) -> ApiProblem:
+    """The problem for a command the projection rejected; it carries the write's position and token."""
+    reason = outcome.reason or "invalid"
+    return ApiProblem(
+        REJECTION_STATUS.get(reason, 409), reason, outcome.detail or reason, **outcome.result, write=write
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Map every error type the layers raise to a problem response."""
+
+    @app.exception_handler(ApiProblem)
+    async def _api_problem(_: Request, error: ApiProblem) -> JSONResponse:
+        return problem_response(error.status, error.code, error.detail, **error.extra)
+
+    @app.exception_handler(CommandError)
+    async def _command_error(_: Request, error: CommandError) -> JSONResponse:
+        return problem_response(error.status, error.code, error.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        converted = from_validation_errors(error.errors())
+        return problem_response(converted.status, converted.code, converted.detail)
+
+    @app.exception_handler(PydanticValidationError)
+    async def _pydantic(_: Request, error: PydanticValidationError) -> JSONResponse:
+        converted = from_validation_errors(error.errors())
+        return problem_response(converted.status, converted.code, converted.detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(error.status_code, "http_error")
+        return problem_response(error.status_code, code, str(error.detail))
+
+    @app.exception_handler(NotApplied)
+    async def _not_applied(_: Request, error: NotApplied) -> JSONResponse:
+        return problem_response(504, "not_applied", str(error))
+
+    @app.exception_handler(CutError)
+    async def _cut(_: Request, error: CutError) -> JSONResponse:
+        return problem_response(400, "bad_token", str(error))
+
+    @app.exception_handler(LimitExceededError)
+    async def _limit(_: Request, error: LimitExceededError) -> JSONResponse:
+        return problem_response(413, "too_large", str(error))
+
+    @app.exception_handler(LogFailedError)
+    async def _failed(_: Request, error: LogFailedError) -> JSONResponse:
+        return problem_response(503, "log_failed", str(error))
+
+    @app.exception_handler(LogError)
+    async def _log(_: Request, error: LogError) -> JSONResponse:
+        return problem_response(400, "log_error", str(error))

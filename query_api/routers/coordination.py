@@ -1,0 +1,190 @@
+"""Coordination: versioned state records with compare-and-swap, fenced locks, and transactions."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from commands import (
+    Caller,
+    Command,
+    LockAcquire,
+    LockRelease,
+    LockRenew,
+    StateCas,
+    Txn,
+    TxnPrecondition,
+    TxnRead,
+    TxnWrite,
+)
+from commands.fields import Id, JsonData, Key, Namespace, NonNegative, Positive, TtlSeconds
+from commands.limits import DEFAULT_NAMESPACE, MAX_BATCH_COMMANDS
+from projections.state import StateModel
+from query_api.deps import CallerDep, NodeDep, TokenQuery, WaitQuery, execute
+from query_api.node import Node
+from query_api.problems import ApiProblem
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["coordination"])
+
+NamePath = Annotated[Key, Path(description="State or lock name (may contain `/`)")]
+NamespaceQuery = Annotated[Namespace, Query(description="Namespace of the record")]
+#: Most state records one list call returns.
+LIST_LIMIT_MAX = 1_000
+
+
+class WriteOptions(BaseModel):
+    """Fields every coordination write body may carry besides the command."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    namespace: Namespace | None = Field(None, description="Namespace of the record (default: `default`)")
+    command_id: Id | None = Field(None, description="Idempotency key: a retry with it is applied once")
+    run_id: Id | None = Field(None, description="The run this write belongs to (default: the caller's default run)")
+
+
+class CasAttempt(WriteOptions):
+    """Body of `POST /v1/state/{name}/cas`: write `value` iff the record is at `expected_version`."""
+
+    expected_version: NonNegative = Field(..., description="Version the record must be at (0: must not exist)")
+    value: JsonData = Field(..., description="Any JSON value")
+
+
+class LockAcquisition(WriteOptions):
+    """Body of `POST /v1/locks/{name}/acquire`."""
+
+    holder: Id = Field(..., description="Who takes the lock")
+    ttl_s: TtlSeconds = Field(..., description="Lease length in seconds (log time)")
+
+
+class LockRenewal(WriteOptions):
+    """Body of `POST /v1/locks/{name}/renew`: extend the lease, keeping the fencing token."""
+
+    holder: Id
+    fencing_token: Positive = Field(..., description="The token `acquire` answered with")
+    ttl_s: TtlSeconds = Field(..., description="New lease length from now, in seconds (log time)")
+
+
+class LockSurrender(WriteOptions):
+    """Body of `POST /v1/locks/{name}/release`."""
+
+    holder: Id
+    fencing_token: Positive = Field(..., description="The token `acquire` answered with")
+
+
+class TxnSubmission(WriteOptions):
+    """Body of `POST /v1/txn`: all writes apply iff every read and precondition still holds, else none."""
+
+    reads: list[TxnRead] = Field(default_factory=list, max_length=MAX_BATCH_COMMANDS)
+    writes: list[TxnWrite] = Field(default_factory=list, max_length=MAX_BATCH_COMMANDS)
+    preconditions: list[TxnPrecondition] = Field(default_factory=list, max_length=MAX_BATCH_COMMANDS)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> TxnSubmission:
+        if not (self.reads or self.writes or self.preconditions):
+            raise ValueError("a txn needs at least one read, write or precondition")
+        return self
+
+
+def state_model(node: Node) -> StateModel:
+    """The node's state read model."""
+    model = node.state.model("state")
+    assert isinstance(model, StateModel)
+    return model
+
+
+async def write(node: Node, caller: Caller, command: Command, body: WriteOptions) -> dict[str, Any]:
+    """Execute a coordination command with the body's namespace, run and idempotency key."""
+    return await execute(
+        node, caller, command, namespace=body.namespace, run_id=body.run_id, command_id=body.command_id
+    )
+
+
+@router.get("/state")
+async def list_state(
+    node: NodeDep,
+    caller: CallerDep,
+    namespace: NamespaceQuery = DEFAULT_NAMESPACE,
+    prefix: str = "",
+    cursor: Annotated[str | None, Query(description="The last name of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 100,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> dict[str, Any]:
+    """State records of a namespace in name order, from after `cursor`."""
+    await node.wait_token(token, wait_ms)
+    views = state_model(node).list(caller.tenant, namespace, prefix, cursor, limit)
+    next_cursor = views[-1].name if len(views) == limit else None
+    return {"items": [dataclasses.asdict(v) for v in views], "next_cursor": next_cursor}
+
+
+@router.get("/state/{name:path}")
+async def get_state(
+    name: NamePath,
+    node: NodeDep,
+    caller: CallerDep,
+    namespace: NamespaceQuery = DEFAULT_NAMESPACE,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> dict[str, Any]:
+    """Read a state record with its version; 404 if absent."""
+    await node.wait_token(token, wait_ms)
+    view = state_model(node).get(caller.tenant, namespace, name)
+    if view is None:
+        raise ApiProblem(404, "not_found", f"no state {name!r} in namespace {namespace!r}", current_version=0)
+    return dataclasses.asdict(view)
+
+
+@router.post("/state/{name:path}/cas")
+async def cas_state(name: NamePath, body: CasAttempt, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+    """Compare-and-swap: set the value iff the record is at `expected_version`; 409 with `current_version` if not."""
+    command = StateCas(name=name, expected_version=body.expected_version, value=body.value)
+    return await write(node, caller, command, body)
+
+
+@router.get("/locks/{name:path}")
+async def get_lock(
+    name: NamePath,
+    node: NodeDep,
+    caller: CallerDep,
+    namespace: NamespaceQuery = DEFAULT_NAMESPACE,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> dict[str, Any]:
+    """Read a lock (holder, fencing token, lease end, held now?); 404 if absent or not a lock."""
+    await node.wait_token(token, wait_ms)
+    view = state_model(node).lock(caller.tenant, namespace, name, node.now_ms())
+    if view is None:
+        raise ApiProblem(404, "not_found", f"no lock {name!r} in namespace {namespace!r}")
+    return dataclasses.asdict(view)
+
+
+@router.post("/locks/{name:path}/acquire")
+async def acquire_lock(name: NamePath, body: LockAcquisition, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+    """Take a lock if free or expired; answers a new fencing token, 409 `lock_held` if someone else holds it."""
+    command = LockAcquire(name=name, holder=body.holder, ttl_s=body.ttl_s)
+    return await write(node, caller, command, body)
+
+
+@router.post("/locks/{name:path}/renew")
+async def renew_lock(name: NamePath, body: LockRenewal, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+    """Extend the holder's lease; the fencing token stays the same."""
+    command = LockRenew(name=name, holder=body.holder, fencing_token=body.fencing_token, ttl_s=body.ttl_s)
+    return await write(node, caller, command, body)
+
+
+@router.post("/locks/{name:path}/release")
+async def release_lock(name: NamePath, body: LockSurrender, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+    """Free the holder's lock, if its fencing token is still current."""
+    command = LockRelease(name=name, holder=body.holder, fencing_token=body.fencing_token)
+    return await write(node, caller, command, body)
+
+
+@router.post("/txn")
+async def transact(body: TxnSubmission, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+    """Optimistic transaction over kv and state records of one partition: all writes apply, or none."""
+    command = Txn(reads=body.reads, writes=body.writes, preconditions=body.preconditions)
+    return await write(node, caller, command, body)

@@ -1,0 +1,202 @@
+"""KV records: put, get, delete, list, batch get/put, query, clear, namespaces (seed 002's data_store)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from commands import KvBatchPut, KvClear, KvDelete, KvItem, KvPut, NamespaceConfig
+from commands.fields import Key, Namespace
+from commands.limits import MAX_BATCH_COMMANDS
+from projections.query_dsl import Query as RecordQuery
+from projections.query_dsl import QueryError
+from projections.records import RecordView
+from query_api.deps import CallerDep, NodeDep, TokenQuery, WaitQuery, execute
+from query_api.problems import ApiProblem
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["kv"])
+
+NamespacePath = Annotated[Namespace, Path(description="Namespace, e.g. `default` or `cache:api`")]
+KeyPath = Annotated[Key, Path(description="Key (may contain `/`)")]
+#: Most keys one list call returns.
+LIST_LIMIT_MAX = 1_000
+
+
+class WriteOptions(BaseModel):
+    """Fields every write body may carry besides the command."""
+
+    model_config = ConfigDict(extra="forbid")
+    command_id: str | None = Field(None, description="Idempotency key: a retry with it is applied once")
+    run_id: str | None = Field(None, description="The run this write belongs to (default: the caller's default run)")
+
+
+class RecordPut(WriteOptions):
+    """Body of `PUT /v1/kv/{namespace}/{key}`."""
+
+    value: Any = Field(..., description="Any JSON value")
+    metadata: dict[str, Any] | None = None
+    ttl_s: int | None = Field(None, ge=1, description="Expire this many seconds after the write (log time)")
+    if_version: int | None = Field(None, ge=0, description="Apply only if the current version is this (0: absent)")
+
+
+class BatchGet(BaseModel):
+    """Body of `POST /v1/kv/{namespace}/batch-get`."""
+
+    model_config = ConfigDict(extra="forbid")
+    keys: list[str] = Field(..., min_length=1, max_length=MAX_BATCH_COMMANDS)
+
+
+class BatchPut(WriteOptions):
+    """Body of `POST /v1/kv/{namespace}/batch-put`: all items apply, or none."""
+
+    items: list[KvItem] = Field(..., min_length=1, max_length=MAX_BATCH_COMMANDS)
+
+
+class NamespacePut(WriteOptions):
+    """Body of `PUT /v1/namespaces/{namespace}`: replaces the namespace's configuration."""
+
+    json_schema: dict[str, Any] | None = None
+    default_ttl_s: int | None = Field(None, ge=1)
+
+
+def record_public(view: RecordView) -> dict[str, Any]:
+    """The JSON form of a record."""
+    return dataclasses.asdict(view)
+
+
+@router.put("/kv/{namespace}/{key:path}")
+async def put_record(
+    namespace: NamespacePath, key: KeyPath, body: RecordPut, node: NodeDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Write a value; answers once applied with its version, position and consistency token."""
+    command = KvPut(key=key, value=body.value, metadata=body.metadata, ttl_s=body.ttl_s, if_version=body.if_version)
+    return await execute(node, caller, command, namespace=namespace, run_id=body.run_id, command_id=body.command_id)
+
+
+@router.get("/kv/{namespace}/{key:path}")
+async def get_record(
+    namespace: NamespacePath,
+    key: KeyPath,
+    node: NodeDep,
+    caller: CallerDep,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> dict[str, Any]:
+    """Read a value (hidden once expired by this node's clock); 404 if absent."""
+    await node.wait_token(token, wait_ms)
+    view = node.records.get(caller.tenant, namespace, key, node.now_ms())
+    if view is None:
+        raise ApiProblem(404, "not_found", f"no key {key!r} in namespace {namespace!r}")
+    return record_public(view)
+
+
+@router.delete("/kv/{namespace}/{key:path}")
+async def delete_record(
+    namespace: NamespacePath,
+    key: KeyPath,
+    node: NodeDep,
+    caller: CallerDep,
+    if_version: Annotated[int | None, Query(ge=0)] = None,
+    command_id: Annotated[str | None, Query()] = None,
+    run_id: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """Delete a key (optionally only at `if_version`)."""
+    command = KvDelete(key=key, if_version=if_version)
+    return await execute(node, caller, command, namespace=namespace, run_id=run_id, command_id=command_id)
+
+
+@router.get("/kv/{namespace}")
+async def list_records(
+    namespace: NamespacePath,
+    node: NodeDep,
+    caller: CallerDep,
+    prefix: str = "",
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 100,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> dict[str, Any]:
+    """Keys of a namespace in sorted order, from after `cursor`, with values."""
+    await node.wait_token(token, wait_ms)
+    views, next_cursor = node.records.list_keys(caller.tenant, namespace, prefix, cursor, limit, node.now_ms())
+    return {"items": [record_public(v) for v in views], "next_cursor": next_cursor}
+
+
+@router.delete("/kv/{namespace}")
+async def clear_namespace(
+    namespace: NamespacePath,
+    node: NodeDep,
+    caller: CallerDep,
+    command_id: Annotated[str | None, Query()] = None,
+    run_id: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """Delete every key of a namespace."""
+    return await execute(node, caller, KvClear(), namespace=namespace, run_id=run_id, command_id=command_id)
+
+
+@router.post("/kv/{namespace}/batch-get")
+async def batch_get(
+    namespace: NamespacePath,
+    body: BatchGet,
+    node: NodeDep,
+    caller: CallerDep,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> dict[str, Any]:
+    """Several keys at once; absent keys map to null."""
+    await node.wait_token(token, wait_ms)
+    now_ms = node.now_ms()
+    found = {key: node.records.get(caller.tenant, namespace, key, now_ms) for key in body.keys}
+    return {"items": {key: (record_public(v) if v is not None else None) for key, v in found.items()}}
+
+
+@router.post("/kv/{namespace}/batch-put")
+async def batch_put(namespace: NamespacePath, body: BatchPut, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+    """Write several keys atomically: every item applies, or none does."""
+    command = KvBatchPut(items=body.items)
+    return await execute(node, caller, command, namespace=namespace, run_id=body.run_id, command_id=body.command_id)
+
+
+@router.post("/kv/{namespace}/query")
+async def query_records(
+    namespace: NamespacePath,
+    body: RecordQuery,
+    node: NodeDep,
+    caller: CallerDep,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> dict[str, Any]:
+    """Filter, project, sort and page the records of a namespace."""
+    await node.wait_token(token, wait_ms)
+    try:
+        result: dict[str, Any] = node.records.query(caller.tenant, namespace, body, node.now_ms())
+    except QueryError as error:
+        raise ApiProblem(400, "bad_query", str(error)) from error
+    return result
+
+
+@router.get("/namespaces")
+async def list_namespaces(
+    node: NodeDep, caller: CallerDep, token: TokenQuery = None, wait_ms: WaitQuery = None
+) -> dict[str, Any]:
+    """The caller's namespaces with their key counts."""
+    await node.wait_token(token, wait_ms)
+    return {
+        "namespaces": [
+            {"namespace": ns, "keys": count} for ns, count in node.records.namespaces(caller.tenant, node.now_ms())
+        ]
+    }
+
+
+@router.put("/namespaces/{namespace}")
+async def configure_namespace(
+    namespace: NamespacePath, body: NamespacePut, node: NodeDep, caller: CallerDep, response: Response
+) -> dict[str, Any]:
+    """Set a namespace's JSON Schema and default TTL."""
+    command = NamespaceConfig(json_schema=body.json_schema, default_ttl_s=body.default_ttl_s)
+    return await execute(node, caller, command, namespace=namespace, run_id=body.run_id, command_id=body.command_id)

@@ -1,0 +1,218 @@
+"""Vector collections: create and list them, upsert and delete vectors, exact filtered top-k search."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from commands import CollectionCreate, VectorDelete, VectorUpsert
+from commands.fields import Id, Key, Metadata, Namespace
+from commands.limits import DEFAULT_NAMESPACE, MAX_K, MAX_VECTOR_DIMENSION
+from commands.vectors import Embedding, Metric
+from projections.vectors import (
+    CollectionInfo,
+    CollectionNotFoundError,
+    FilterError,
+    Hit,
+    VectorQueryError,
+    VectorsModel,
+)
+from query_api.deps import CallerDep, NodeDep, TokenQuery, WaitQuery, execute
+from query_api.node import Node
+from query_api.problems import ApiProblem
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v1", tags=["vectors"])
+
+CollectionPath = Annotated[Id, Path(description="Collection name")]
+VectorIdPath = Annotated[Key, Path(description="Vector id (may contain `/`)")]
+NamespaceQuery = Annotated[Namespace, Query(description="Namespace of the collection")]
+#: A query vector component: a finite JSON number (no strings, no booleans).
+Component = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class WriteOptions(BaseModel):
+    """Fields every vector write body may carry besides the command."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    namespace: Namespace | None = Field(None, description="Namespace of the collection (default: `default`)")
+    command_id: Id | None = Field(None, description="Idempotency key: a retry with it is applied once")
+    run_id: Id | None = Field(None, description="The run this write belongs to (default: the caller's default run)")
+
+
+class CollectionPut(WriteOptions):
+    """Body of `PUT /v1/collections/{name}`: creating again with the same configuration is a no-op."""
+
+    dimension: int = Field(..., ge=1, le=MAX_VECTOR_DIMENSION)
+    metric: Metric = "cosine"
+
+
+class VectorPut(WriteOptions):
+    """Body of `PUT /v1/collections/{name}/vectors/{id}`."""
+
+    embedding: Embedding = Field(..., description="A list of numbers (or the base64 of float32 LE bytes)")
+    metadata: Metadata | None = None
+
+
+class SearchRequest(BaseModel):
+    """Body of `POST /v1/collections/{name}/search`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    namespace: Namespace = DEFAULT_NAMESPACE
+    vector: list[Component] = Field(..., min_length=1, max_length=MAX_VECTOR_DIMENSION)
+    k: int = Field(10, ge=1, le=MAX_K)
+    filter: dict[str, Any] | None = Field(None, description="Metadata filter: `$eq $ne $gt ... $and $or`")
+    min_score: Component | None = Field(None, description="Keep hits scoring at least this (-distance for euclidean)")
+    include_vectors: bool = False
+
+
+def vectors_model(node: Node) -> VectorsModel:
+    """The node's vectors read model."""
+    model = node.state.model("vectors")
+    assert isinstance(model, VectorsModel)
+    return model
+
+
+def collection_public(info: CollectionInfo) -> dict[str, Any]:
+    """The JSON form of a collection."""
+    return {**dataclasses.asdict(info), "bytes_per_vector": info.bytes_per_vector}
+
+
+def hit_public(hit: Hit) -> dict[str, Any]:
+    """The JSON form of a search hit; `vector` only when asked for."""
+    item: dict[str, Any] = {"id": hit.id, "score": hit.score, "metadata": hit.metadata}
+    if hit.vector is not None:
+        item["vector"] = hit.vector.tolist()
+    return item
+
+
+def collection_info(node: Node, tenant: str, namespace: str, name: str) -> CollectionInfo:
+    """The collection's info, or a 404 problem."""
+    try:
+        return vectors_model(node).collection_info(tenant, namespace, name)
+    except CollectionNotFoundError as error:
+        raise ApiProblem(404, "not_found", str(error)) from error
+
+
+@router.put("/collections/{name}")
+async def put_collection(name: CollectionPath, body: CollectionPut, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+    """Create a collection of fixed dimension and metric; 409 if it exists with another configuration."""
+    command = CollectionCreate(name=name, dimension=body.dimension, metric=body.metric)
+    return await execute(
+        node, caller, command, namespace=body.namespace, run_id=body.run_id, command_id=body.command_id
+    )
+
+
+@router.get("/collections")
+async def list_collections(
+    node: NodeDep,
+    caller: CallerDep,
+    namespace: NamespaceQuery = DEFAULT_NAMESPACE,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> dict[str, Any]:
+    """The collections of a namespace, by name, with dimension, metric, size and memory."""
+    await node.wait_token(token, wait_ms)
+    return {"items": [collection_public(info) for info in vectors_model(node).collections(caller.tenant, namespace)]}
+
+
+@router.get("/collections/{name}")
+async def get_collection(
+    name: CollectionPath,
+    node: NodeDep,
+    caller: CallerDep,
+    namespace: NamespaceQuery = DEFAULT_NAMESPACE,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> dict[str, Any]:
+    """One collection's dimension, metric, size and memory; 404 if absent."""
+    await node.wait_token(token, wait_ms)
+    return collection_public(collection_info(node, caller.tenant, namespace, name))
+
+
+@router.put("/collections/{name}/vectors/{vector_id:path}")
+async def put_vector(
+    name: CollectionPath, vector_id: VectorIdPath, body: VectorPut, node: NodeDep, caller: CallerDep
+) -> dict[str, Any]:
+    """Insert or replace a vector; 404 if the collection is absent, 422 if the dimension differs."""
+    command = VectorUpsert(collection=name, id=vector_id, embedding=body.embedding, metadata=body.metadata)
+    return await execute(
+        node, caller, command, namespace=body.namespace, run_id=body.run_id, command_id=body.command_id
+    )
+
+
+@router.get("/collections/{name}/vectors/{vector_id:path}")
+async def get_vector(
+    name: CollectionPath,
+    vector_id: VectorIdPath,
+    node: NodeDep,
+    caller: CallerDep,
+    namespace: NamespaceQuery = DEFAULT_NAMESPACE,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> dict[str, Any]:
+    """A stored vector (its float32 embedding, bit-exact) and metadata; 404 if absent."""
+    await node.wait_token(token, wait_ms)
+    try:
+        stored = vectors_model(node).get_vector(caller.tenant, namespace, name, vector_id)
+    except CollectionNotFoundError as error:
+        raise ApiProblem(404, "not_found", str(error)) from error
+    if stored is None:
+        raise ApiProblem(404, "not_found", f"no vector {vector_id!r} in collection {name!r}")
+    return {"id": stored.id, "embedding": stored.vector.tolist(), "metadata": stored.metadata}
+
+
+@router.delete("/collections/{name}/vectors/{vector_id:path}")
+async def delete_vector(
+    name: CollectionPath,
+    vector_id: VectorIdPath,
+    node: NodeDep,
+    caller: CallerDep,
+    namespace: Annotated[Namespace | None, Query()] = None,
+    command_id: Annotated[Id | None, Query()] = None,
+    run_id: Annotated[Id | None, Query()] = None,
+) -> dict[str, Any]:
+    """Delete a vector (`deleted` is false if it was absent); 404 if the collection is absent."""
+    command = VectorDelete(collection=name, id=vector_id)
+    return await execute(node, caller, command, namespace=namespace, run_id=run_id, command_id=command_id)
+
+
+@router.post("/collections/{name}/search")
+async def search_collection(
+    name: CollectionPath,
+    body: SearchRequest,
+    node: NodeDep,
+    caller: CallerDep,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> dict[str, Any]:
+    """Exact top-k by score (ties by id) among vectors matching `filter`; 400 on a bad filter."""
+    await node.wait_token(token, wait_ms)
+    info = collection_info(node, caller.tenant, body.namespace, name)
+    if len(body.vector) != info.dimension:
+        raise ApiProblem(
+            422,
+            "invalid",
+            f"query has dimension {len(body.vector)}; collection {name!r} has {info.dimension}",
+            dimension=info.dimension,
+        )
+    try:
+        hits = vectors_model(node).search(
+            caller.tenant,
+            body.namespace,
+            name,
+            body.vector,
+            k=body.k,
+            filter=body.filter,
+            min_score=body.min_score,
+            include_vectors=body.include_vectors,
+        )
+    except FilterError as error:
+        raise ApiProblem(400, "bad_filter", str(error)) from error
+    except VectorQueryError as error:
+        raise ApiProblem(400, "bad_query", str(error)) from error
+    return {"hits": [hit_public(hit) for hit in hits]}

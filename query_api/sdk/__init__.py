@@ -1,0 +1,79 @@
+"""The agentlog Python SDK: sync and async clients over HTTP, an embedded in-process node, seed 002's `DataStore`.
+
+    from query_api.sdk import connect, DataStore
+
+    with connect("http://127.0.0.1:8000", tenant="acme", agent_id="planner") as client:
+        run = client.begin_run(name="plan").result["run_id"]
+        client.kv_put("notes", "goal", {"text": "ship it"}, run_id=run)
+        client.kv_get("notes", "goal")          # reads see the client's own writes
+        DataStore(client).set("greeting", "hello")
+
+    with connect("embedded://./agentlog-data") as client:   # the node runs in this process
+        ...
+
+Errors are typed (`ConflictError`, `NotFoundError`, ...; see `query_api.sdk.errors`).
+"""
+
+from query_api.sdk.aclient import AsyncAgentlogClient
+from query_api.sdk.client import AgentlogClient
+from query_api.sdk.data_store import DataStore
+from query_api.sdk.embedded import AsyncEmbeddedAgentlog, EmbeddedAgentlog, aconnect, connect, embedded_settings
+from query_api.sdk.errors import (
+    AgentlogError,
+    AuthError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    TransportError,
+    UnavailableError,
+)
+from query_api.sdk.models import (
+    ChainCheck,
+    Collection,
+    Event,
+    EventPage,
+    Lock,
+    Page,
+    Position,
+    Record,
+    Run,
+    SearchHit,
+    StateRecord,
+    StoredVector,
+    Trace,
+    TraceNode,
+    WriteResult,
+)
+
+__all__ = [
+    "AgentlogClient",
+    "AgentlogError",
+    "AsyncAgentlogClient",
+    "AsyncEmbeddedAgentlog",
+    "AuthError",
+    "ChainCheck",
+    "Collection",
+    "ConflictError",
+    "DataStore",
+    "EmbeddedAgentlog",
+    "Event",
+    "EventPage",
+    "InvalidRequestError",
+    "Lock",
+    "NotFoundError",
+    "Page",
+    "Position",
+    "Record",
+    "Run",
+    "SearchHit",
+    "StateRecord",
+    "StoredVector",
+    "Trace",
+    "TraceNode",
+    "TransportError",
+    "UnavailableError",
+    "WriteResult",
+    "aconnect",
+    "connect",
+    "embedded_settings",
+]

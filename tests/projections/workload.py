@@ -1,0 +1,71 @@
+"""A seeded random workload of every command family, for digest and rebuild tests."""
+
+from __future__ import annotations
+
+import random
+
+from commands import (
+    Caller,
+    CollectionCreate,
+    Envelope,
+    EventAppend,
+    KvDelete,
+    KvPut,
+    RunBegin,
+    StateCas,
+    VectorUpsert,
+    embedding_bytes,
+    stamp,
+)
+
+TENANTS = ("acme", "globex")
+NAMESPACES = ("default", "cache:api", "files:repo", "notes")
+
+
+def random_workload(count: int, seed: int) -> list[Envelope]:
+    """`count` envelopes mixing kv, state, runs/events and vectors, some of them bound to be rejected."""
+    rng = random.Random(seed)
+    envelopes: list[Envelope] = []
+    for tenant in TENANTS:
+        caller = Caller(tenant=tenant, agent_id="setup")
+        for namespace in NAMESPACES:
+            envelopes.append(
+                stamp(CollectionCreate(name="docs", dimension=8, metric="cosine"), caller, namespace=namespace)
+            )
+        for run in range(4):
+            envelopes.append(stamp(RunBegin(name=f"run {run}"), caller, run_id=f"run-{run}"))
+    while len(envelopes) < count:
+        envelopes.append(_random_command(rng, len(envelopes)))
+    return envelopes
+
+
+def _random_command(rng: random.Random, index: int) -> Envelope:
+    caller = Caller(tenant=rng.choice(TENANTS), agent_id=f"agent-{rng.randrange(4)}")
+    namespace = rng.choice(NAMESPACES)
+    key = f"k{rng.randrange(200)}"
+    roll = rng.random()
+    if roll < 0.45:
+        version = rng.choice([None, None, 0, 1, 2])
+        return stamp(
+            KvPut(key=key, value={"n": index, "tag": rng.choice("abc")}, if_version=version),
+            caller,
+            namespace=namespace,
+        )
+    if roll < 0.55:
+        return stamp(KvDelete(key=key), caller, namespace=namespace)
+    if roll < 0.7:
+        return stamp(
+            StateCas(name=f"s{rng.randrange(20)}", expected_version=rng.randrange(4), value=index),
+            caller,
+            namespace=namespace,
+        )
+    if roll < 0.9:
+        return stamp(EventAppend(event_type="step", payload={"i": index}), caller, run_id=f"run-{rng.randrange(4)}")
+    vector = [rng.uniform(-1, 1) for _ in range(8)]
+    return stamp(
+        VectorUpsert(
+            collection="docs", id=f"v{rng.randrange(50)}", embedding=embedding_bytes(vector), metadata={"i": index}
+        ),
+        caller,
+        namespace=namespace,
+    )
