@@ -102,30 +102,38 @@ def check_messages(messages: list[Message]) -> int:
     if len(messages) > limits.MAX_BATCH_RECORDS:
         raise LimitExceededError(f"batch of {len(messages)} records exceeds {limits.MAX_BATCH_RECORDS}")
     total = 0
-    for message in messages:
-        value, key, headers = message
-        if not isinstance(value, bytes):
+    max_value, max_key = limits.MAX_VALUE_BYTES, limits.MAX_KEY_BYTES
+    for value, key, headers in messages:
+        if type(value) is not bytes:
             raise InvalidRequestError("record value must be bytes")
-        if len(value) > limits.MAX_VALUE_BYTES:
-            raise LimitExceededError(f"record value of {len(value)} bytes exceeds {limits.MAX_VALUE_BYTES}")
-        total += len(value)
+        size = len(value)
+        if size > max_value:
+            raise LimitExceededError(f"record value of {size} bytes exceeds {max_value}")
+        total += size
         if key is not None:
-            if not isinstance(key, bytes):
+            if type(key) is not bytes:
                 raise InvalidRequestError("record key must be bytes or None")
-            if len(key) > limits.MAX_KEY_BYTES:
-                raise LimitExceededError(f"record key of {len(key)} bytes exceeds {limits.MAX_KEY_BYTES}")
+            if len(key) > max_key:
+                raise LimitExceededError(f"record key of {len(key)} bytes exceeds {max_key}")
             total += len(key)
         if headers:
-            if len(headers) > limits.MAX_HEADERS_PER_RECORD:
-                raise LimitExceededError(f"{len(headers)} headers exceed {limits.MAX_HEADERS_PER_RECORD}")
-            for name, header_value in headers:
-                if not isinstance(name, str) or not isinstance(header_value, bytes):
-                    raise InvalidRequestError("a header is a (str, bytes) pair")
-                if len(name.encode()) > limits.MAX_HEADER_NAME_BYTES:
-                    raise LimitExceededError(f"header name exceeds {limits.MAX_HEADER_NAME_BYTES} bytes")
-                if len(header_value) > limits.MAX_HEADER_VALUE_BYTES:
-                    raise LimitExceededError(f"header value exceeds {limits.MAX_HEADER_VALUE_BYTES} bytes")
-                total += len(name) + len(header_value)
+            total += _check_headers(headers)
     if total > limits.MAX_BATCH_BYTES // 2:
         raise LimitExceededError(f"batch of {total} bytes exceeds {limits.MAX_BATCH_BYTES // 2}")
+    return total
+
+
+def _check_headers(headers: tuple[Header, ...]) -> int:
+    """Check one record's headers against the limits; return their size in bytes."""
+    if len(headers) > limits.MAX_HEADERS_PER_RECORD:
+        raise LimitExceededError(f"{len(headers)} headers exceed {limits.MAX_HEADERS_PER_RECORD}")
+    total = 0
+    for name, header_value in headers:
+        if not isinstance(name, str) or not isinstance(header_value, bytes):
+            raise InvalidRequestError("a header is a (str, bytes) pair")
+        if len(name.encode()) > limits.MAX_HEADER_NAME_BYTES:
+            raise LimitExceededError(f"header name exceeds {limits.MAX_HEADER_NAME_BYTES} bytes")
+        if len(header_value) > limits.MAX_HEADER_VALUE_BYTES:
+            raise LimitExceededError(f"header value exceeds {limits.MAX_HEADER_VALUE_BYTES} bytes")
+        total += len(name) + len(header_value)
     return total

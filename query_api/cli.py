@@ -13,6 +13,8 @@ import click
 from eventlog.errors import LogError
 from eventlog.file import FileLog, verify_directory
 from eventlog.records import Record
+from query_api.cli_replay import register as register_replay
+from query_api.cli_timemachine import register as register_timemachine
 from query_api.cli_verbs import register
 
 __all__ = ["main"]
@@ -25,6 +27,8 @@ def main() -> None:
 
 
 register(main)
+register_timemachine(main)
+register_replay(main)
 
 
 @main.command()
@@ -49,6 +53,12 @@ register(main)
     default=None,
     help="JSON file of API keys; when given, keys decide tenant and identity.",
 )
+@click.option(
+    "--snapshot-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where this node writes snapshots [env AGENTLOG_SNAPSHOT_DIR; default <data>/snapshots, none for kafka://].",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -57,6 +67,7 @@ def serve(
     fsync: str | None,
     partitions: int | None,
     api_keys_file: Path | None,
+    snapshot_dir: Path | None,
 ) -> None:
     """Run a node: the embedded log in ./agentlog-data unless told otherwise."""
     import uvicorn
@@ -71,10 +82,45 @@ def serve(
         "fsync": fsync,
         "partitions": partitions,
         "api_keys_file": api_keys_file,
+        "snapshot_dir": snapshot_dir,
     }
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     click.echo(f"agentlog serving {settings.log} on http://{settings.host}:{settings.port}", err=True)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@main.command()
+@click.option("--log", "log_url", default=None, help="Log URL, kafka://host:port[,...] [env AGENTLOG_LOG].")
+@click.option("--topic", default=None, help="The command topic [env AGENTLOG_TOPIC; default main].")
+@click.option("--group", default="agentlog-processors", show_default=True, help="Consumer group (Faust app id).")
+@click.option(
+    "--replication-factor", type=int, default=None, help="Replicas of Faust's own topics [default: brokers, max 3]."
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Faust's data directory [default: a directory under the system temp dir].",
+)
+@click.option("--loglevel", default="warning", show_default=True, help="debug, info, warning or error.")
+def worker(
+    log_url: str | None,
+    topic: str | None,
+    group: str,
+    replication_factor: int | None,
+    work_dir: Path | None,
+    loglevel: str,
+) -> None:
+    """Run the derived processors (run summary) as a Faust consumer-group worker over a kafka:// log."""
+    from query_api.settings import Settings
+    from query_api.worker import WorkerError, run_worker
+
+    overrides: dict[str, object] = {"log": log_url, "topic": topic}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    try:
+        run_worker(settings, group=group, replication_factor=replication_factor, work_dir=work_dir, loglevel=loglevel)
+    except WorkerError as error:
+        raise click.ClickException(str(error)) from error
 
 
 @main.command()

@@ -1,4 +1,10 @@
-"""FastAPI dependencies: the node, the caller's identity, and the write helper every router uses."""
+"""FastAPI dependencies: the node, the caller's identity, the branch view, and the write helper every router uses.
+
+Every read and write goes through a `View` (`ViewDep` for reads, `WriterDep` for writes): the
+`branch` query parameter (default `main`) picks the branch, and a read's `as_of` (a cut or a log
+time, see `query_api.branches`) picks a scratch state rebuilt to that cut, with the as-of time as
+the reader's clock. A write with `as_of` is refused (400 `as_of_on_write`).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,28 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query, Request
 
-from commands import Caller, Command, stamp
+from commands import Caller, Command, Envelope, stamp
+from projections.engine import EngineState
+from projections.model import ReadModel
+from projections.records import RecordsModel
 from query_api.auth import ApiKeys, AuthError, resolve_caller
-from query_api.node import Node
+from query_api.branches import MAIN, AsOf, Branch
+from query_api.node import Node, WriteResult
 from query_api.problems import ApiProblem, rejection_problem
+from query_api.settings import Settings
 
-__all__ = ["CallerDep", "NodeDep", "TokenQuery", "WaitQuery", "execute"]
+__all__ = [
+    "AsOfQuery",
+    "BranchQuery",
+    "CallerDep",
+    "NodeDep",
+    "TokenQuery",
+    "View",
+    "ViewDep",
+    "WaitQuery",
+    "WriterDep",
+    "execute",
+]
 
 _IDENTITY = re.compile(r"[A-Za-z0-9._:@-]{1,256}")
 
@@ -48,10 +70,92 @@ TokenQuery = Annotated[
     str | None, Query(description="Consistency token from a write: the read waits until the node has applied it")
 ]
 WaitQuery = Annotated[int | None, Query(ge=0, le=60_000, description="Longest wait for the token, in ms")]
+BranchQuery = Annotated[
+    str,
+    Query(
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="The branch to read or write: `main` (default) or a branch made with `POST /v1/branches`",
+    ),
+]
+AsOfQuery = Annotated[
+    str | None,
+    Query(
+        max_length=16_384,
+        description="Read as of a cut (`0:12,3:40`, unnamed partitions 0) or a log time (`t:<ms>` or ISO-8601)",
+    ),
+]
+
+
+class View:
+    """What one request reads and writes: a branch of the node, live or as of a past cut."""
+
+    def __init__(self, node: Node, branch: Branch, as_of: AsOf | None = None, state: EngineState | None = None) -> None:
+        self.node = node
+        self.branch = branch
+        self.as_of = as_of
+        self._state = state
+
+    @property
+    def settings(self) -> Settings:
+        """The node's settings."""
+        return self.node.settings
+
+    @property
+    def state(self) -> EngineState:
+        """The state reads use: the scratch state as of the cut, else the branch's live state."""
+        return self._state if self._state is not None else self.branch.state
+
+    def model(self, name: str) -> ReadModel:
+        """The read model called `name` in that state."""
+        return self.state.model(name)
+
+    @property
+    def records(self) -> RecordsModel:
+        """The KV read model."""
+        model = self.model("records")
+        assert isinstance(model, RecordsModel)
+        return model
+
+    def now_ms(self) -> int:
+        """The reader's clock: the as-of time for a read as of a cut, else the node's clock."""
+        return self.as_of.clock_ms if self.as_of is not None else self.node.now_ms()
+
+    def _branch(self) -> Branch | None:
+        """The branch to hand to the node (None: main, through the node's own path)."""
+        return None if self.branch.name == MAIN else self.branch
+
+    async def wait_token(self, token: str | None, wait_ms: int | None = None) -> None:
+        """Wait until the branch has applied a token's cut (bounded)."""
+        await self.node.wait_token(token, wait_ms, self._branch())
+
+    async def execute(self, envelope: Envelope) -> WriteResult:
+        """Append a command to the branch and answer with its outcome once applied."""
+        return await self.node.execute(envelope, self._branch())
+
+
+async def get_view(node: NodeDep, branch: BranchQuery = MAIN, as_of: AsOfQuery = None) -> View:
+    """The view a read uses: `branch`, live or as of `as_of`."""
+    handle = await node.branches.get(branch)
+    if as_of is None:
+        return View(node, handle)
+    resolved = await node.branches.resolve_as_of(handle, as_of, node.settings.read_wait_ms_max / 1000)
+    return View(node, handle, resolved, await node.branches.state_at(handle, resolved.cut))
+
+
+async def get_writer(request: Request, node: NodeDep, branch: BranchQuery = MAIN) -> View:
+    """The view a write uses: the live `branch`; a write as of the past is refused."""
+    if "as_of" in request.query_params:
+        raise ApiProblem(400, "as_of_on_write", "writes cannot take as_of: the past is read-only (branch from it)")
+    return View(node, await node.branches.get(branch))
+
+
+ViewDep = Annotated[View, Depends(get_view)]
+WriterDep = Annotated[View, Depends(get_writer)]
 
 
 async def execute(
-    node: Node,
+    node: View | Node,
     caller: Caller,
     command: Command,
     *,

@@ -10,26 +10,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from commands import Caller, CommandProducer, Envelope, KvExpire, stamp
+from commands import CommandProducer, Envelope
 from eventlog.base import EventLog
-from eventlog.errors import TopicNotFoundError
+from eventlog.errors import TopicExistsError, TopicNotFoundError
+from eventlog.records import TopicInfo
 from eventlog.url import open_log
 from projections.catalog import new_state
 from projections.cut import format_token, parse_token
 from projections.engine import Engine, EngineState
 from projections.outcome import Outcome
+from projections.processors import LogProcessors, default_processors, sweep_expired
 from projections.records import RecordsModel
 from projections.snapshot import SnapshotError, list_snapshots, load_snapshot, write_snapshot
+from query_api.branches import MAIN, Branch, Branches
 from query_api.settings import Settings
 
-__all__ = ["Node", "NotApplied", "WriteResult"]
+__all__ = ["Node", "NotApplied", "WriteResult", "open_topic"]
 
 logger = logging.getLogger("agentlog.node")
 
-#: Identity the TTL sweeper stamps on the expiry commands it appends.
-SWEEPER_AGENT = "agentlog.sweeper"
-#: Expired keys one sweep appends at most.
-SWEEP_BATCH_MAX = 1_000
 #: How often the snapshot task checks whether enough was applied since the last snapshot.
 SNAPSHOT_CHECK_S = 1.0
 
@@ -73,15 +72,14 @@ class Node:
         self._tasks: list[asyncio.Task[None]] = []
         self._snapshot_total = sum(engine.applied)
         self.started_at_ms = int(time.time() * 1000)
+        self.processors: LogProcessors | None = None
+        self.branches = Branches(log, settings.topic, engine, self.producer, self.snapshot_dir)
 
     @classmethod
     async def start(cls, settings: Settings) -> Node:
         """Open the log, restore the newest good snapshot, replay the tail, start tailing and background tasks."""
         log = await open_log(settings.log, fsync=settings.fsync)
-        try:
-            info = log.topic(settings.topic)
-        except TopicNotFoundError:
-            info = await log.create_topic(settings.topic, settings.partitions)
+        info = await open_topic(log, settings.topic, settings.partitions)
         state = _restore(settings.resolved_snapshot_dir(), settings.topic, info.partitions)
         engine = Engine(log, settings.topic, state)
         await engine.catch_up()
@@ -91,6 +89,9 @@ class Node:
             node._tasks.append(asyncio.create_task(node._sweep_forever(), name="ttl-sweeper"))
         if node.snapshot_dir is not None and settings.snapshot_every > 0:
             node._tasks.append(asyncio.create_task(node._snapshot_forever(), name="snapshots"))
+        if settings.runs_processors():
+            node.processors = LogProcessors(engine, node.producer, default_processors())
+            node.processors.start()
         return node
 
     async def stop(self) -> None:
@@ -100,6 +101,9 @@ class Node:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.processors is not None:
+            await self.processors.stop()
+        await self.branches.close()
         await self.engine.stop()
         await self.log.close()
 
@@ -122,10 +126,11 @@ class Node:
 
     # ----------------------------------------------------------------------------------- writes
 
-    async def execute(self, envelope: Envelope) -> WriteResult:
-        """Append a command, wait until it is applied, and answer with its outcome."""
-        submitted = await self.producer.submit(envelope)
-        applied = await self.engine.wait_for(
+    async def execute(self, envelope: Envelope, branch: Branch | None = None) -> WriteResult:
+        """Append a command (to `branch`, default main), wait until it is applied, and answer with its outcome."""
+        producer, engine = (self.producer, self.engine) if branch is None else (branch.producer, branch.engine)
+        submitted = await producer.submit(envelope)
+        applied = await engine.wait_for(
             {submitted.partition: submitted.offset + 1}, self.settings.write_timeout_ms / 1000
         )
         if not applied:
@@ -133,7 +138,7 @@ class Node:
                 f"command {submitted.command_id} is durable at {submitted.partition}:{submitted.offset} "
                 f"but was not applied within {self.settings.write_timeout_ms} ms"
             )
-        outcome = self.state.outcome(submitted.partition, submitted.command_id)
+        outcome = engine.state.outcome(submitted.partition, submitted.command_id)
         assert outcome is not None
         return WriteResult(
             submitted.command_id,
@@ -146,35 +151,32 @@ class Node:
 
     # ----------------------------------------------------------------------------------- reads
 
-    async def wait_token(self, token: str | None, wait_ms: int | None = None) -> None:
-        """Wait until the cut a consistency token names is applied; NotApplied after the bounded wait."""
+    async def wait_token(self, token: str | None, wait_ms: int | None = None, branch: Branch | None = None) -> None:
+        """Wait until a token's cut is applied (on `branch`, default main); NotApplied after the bounded wait."""
         if not token:
             return
-        cut = parse_token(token, len(self.engine.applied))
+        engine = self.engine if branch is None else branch.engine
+        cut = parse_token(token, len(engine.applied))
         limit_ms = self.settings.read_wait_ms_max if wait_ms is None else min(wait_ms, self.settings.read_wait_ms_max)
-        if not await self.engine.wait_for(cut, limit_ms / 1000):
-            raise NotApplied(f"this node has not applied {token} within {limit_ms} ms (applied: {self.token()})")
+        if not await engine.wait_for(cut, limit_ms / 1000):
+            applied = self.token() if branch is None else branch.token()
+            raise NotApplied(f"this node has not applied {token} within {limit_ms} ms (applied: {applied})")
 
     def token(self) -> str:
         """A token for everything this node has applied."""
         return ",".join(f"{p}:{o}" for p, o in enumerate(self.engine.applied))
 
+    async def state_at(self, as_of: str, branch: str = MAIN) -> EngineState:
+        """The state of `branch` as of a cut or a log time (see `query_api.branches`): rebuilt to exactly that cut."""
+        handle = await self.branches.get(branch)
+        resolved = await self.branches.resolve_as_of(handle, as_of, self.settings.read_wait_ms_max / 1000)
+        return await self.branches.state_at(handle, resolved.cut)
+
     # ----------------------------------------------------------------------------------- background
 
     async def sweep_once(self, now_ms: int | None = None) -> int:
         """Append expiry commands for records expired by `now_ms`; returns how many were appended."""
-        expired = self.records.expired(self.now_ms() if now_ms is None else now_ms, SWEEP_BATCH_MAX)
-        envelopes = [
-            stamp(
-                KvExpire(key=key, expected_version=version),
-                Caller(tenant=tenant, agent_id=SWEEPER_AGENT),
-                namespace=namespace,
-            )
-            for tenant, namespace, key, version in expired
-        ]
-        if envelopes:
-            await self.producer.submit_many(envelopes)
-        return len(envelopes)
+        return await sweep_expired(self.producer, self.records, self.now_ms() if now_ms is None else now_ms)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -198,6 +200,23 @@ class Node:
         info = write_snapshot(self.snapshot_dir, self.settings.topic, self.state)
         self._snapshot_total = sum(info.cut)
         return info.path
+
+
+async def open_topic(log: EventLog, topic: str, partitions: int) -> TopicInfo:
+    """The main topic, created if absent; another node creating it at the same moment is fine."""
+    for attempt in range(50):
+        try:
+            return log.topic(topic)
+        except TopicNotFoundError:
+            pass
+        try:
+            return await log.create_topic(topic, partitions)
+        except TopicExistsError:  # lost the race: wait until the winner's topic shows in our catalog
+            sync_topics = getattr(log, "sync_topics", None)
+            if sync_topics is not None:
+                await sync_topics()
+            await asyncio.sleep(min(0.05 * (attempt + 1), 0.5))
+    return log.topic(topic)
 
 
 def _restore(snapshot_dir: Path | None, topic: str, partitions: int) -> EngineState:

@@ -14,6 +14,7 @@ from commands import CommandError, from_validation_errors
 from eventlog.errors import LimitExceededError, LogError, LogFailedError
 from projections.cut import CutError
 from projections.outcome import Outcome
+from query_api.branches import BranchError
 from query_api.node import NotApplied
 
 __all__ = ["ApiProblem", "install_problem_handlers", "problem_response", "rejection_problem"]
@@ -66,6 +67,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiProblem)
     async def _api_problem(_: Request, error: ApiProblem) -> JSONResponse:
+        return problem_response(error.status, error.code, error.detail, **error.extra)
+
+    @app.exception_handler(BranchError)
+    async def _branch(_: Request, error: BranchError) -> JSONResponse:
         return problem_response(error.status, error.code, error.detail, **error.extra)
 
     @app.exception_handler(CommandError)

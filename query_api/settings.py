@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,15 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(
         default=None, description="JSON file of API keys; when set, keys decide identity"
     )
+    processors: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Derived processors (run summary) in this node; auto: on for file:// logs, off for memory:// "
+        "and kafka:// (where `agentlog worker` runs them)",
+    )
+
+    def runs_processors(self) -> bool:
+        """Whether this node runs the record-triggered processors in-process."""
+        return self.processors == "on" or (self.processors == "auto" and self.log.startswith("file://"))
 
     def resolved_snapshot_dir(self) -> Path | None:
         """The snapshot directory: explicit, or beside an embedded log's data, or none for memory/kafka."""

@@ -42,13 +42,18 @@ def encode_batch(base_offset: int, timestamp_ms: int, messages: list[Message]) -
     """Encode a batch as one checksummed frame."""
     pack_record = _RECORD.pack
     parts: list[bytes] = [b""]
+    append = parts.append
     for value, key, headers in messages:
+        if key is None and not headers:
+            append(pack_record(-1, len(value), 0))
+            append(value)
+            continue
         if key is None:
-            parts.append(pack_record(-1, len(value), len(headers)))
+            append(pack_record(-1, len(value), len(headers)))
         else:
-            parts.append(pack_record(len(key), len(value), len(headers)))
-            parts.append(key)
-        parts.append(value)
+            append(pack_record(len(key), len(value), len(headers)))
+            append(key)
+        append(value)
         for name, header_value in headers:
             name_bytes = name.encode()
             parts.append(_HEADER_PAIR.pack(len(name_bytes), len(header_value)))
@@ -86,25 +91,31 @@ def decode_records(data: bytes, position: int, partition: int, first_offset: int
     unpack_record = _RECORD.unpack_from
     cursor = position + HEADER.size
     out: list[Record] = []
-    skip = first_offset - base_offset
-    for index in range(count):
+    append = out.append
+    new_record = tuple.__new__  # skips NamedTuple.__new__'s argument handling on the hot path
+    record_size = _RECORD.size
+    skip = max(0, first_offset - base_offset)
+    last = min(count, skip + max_records)
+    headers: tuple[Header, ...] = ()
+    for index in range(last):
         key_length, value_length, header_count = unpack_record(data, cursor)
-        cursor += _RECORD.size
+        cursor += record_size
         key: bytes | None = None
         if key_length >= 0:
             key = data[cursor : cursor + key_length]
             cursor += key_length
         value = data[cursor : cursor + value_length]
         cursor += value_length
-        headers: tuple[Header, ...] = ()
         if header_count:
             headers, cursor = _decode_headers(data, cursor, header_count)
+        elif headers:
+            headers = ()
         if cursor > end:
             raise FrameError(f"record {index} runs past the frame end")
         if index >= skip:
-            out.append(Record(partition, base_offset + index, timestamp_ms, key, value, headers))
-            if len(out) == max_records:
-                return out
+            append(new_record(Record, (partition, base_offset + index, timestamp_ms, key, value, headers)))
+    if last < count:
+        return out
     if cursor != end:
         raise FrameError(f"records end at {cursor - position}, frame length is {length}")
     return out

@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from query_api.routers import coordination, kv, runs, system, vectors
+from query_api.routers import branches, coordination, kv, runs, system, timeline, vectors
 
 __all__ = ["ROUTERS"]
 
-ROUTERS: list[APIRouter] = [system.router, kv.router, coordination.router, runs.router, vectors.router]
+ROUTERS: list[APIRouter] = [system.router, kv.router, coordination.router, runs.router, vectors.router, branches.router]
+ROUTERS.append(timeline.router)

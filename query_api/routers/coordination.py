@@ -23,8 +23,7 @@ from commands import (
 from commands.fields import Id, JsonData, Key, Namespace, NonNegative, Positive, TtlSeconds
 from commands.limits import DEFAULT_NAMESPACE, MAX_BATCH_COMMANDS
 from projections.state import StateModel
-from query_api.deps import CallerDep, NodeDep, TokenQuery, WaitQuery, execute
-from query_api.node import Node
+from query_api.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
 from query_api.problems import ApiProblem
 
 __all__ = ["router"]
@@ -89,14 +88,14 @@ class TxnSubmission(WriteOptions):
         return self
 
 
-def state_model(node: Node) -> StateModel:
+def state_model(node: View) -> StateModel:
     """The node's state read model."""
     model = node.state.model("state")
     assert isinstance(model, StateModel)
     return model
 
 
-async def write(node: Node, caller: Caller, command: Command, body: WriteOptions) -> dict[str, Any]:
+async def write(node: View, caller: Caller, command: Command, body: WriteOptions) -> dict[str, Any]:
     """Execute a coordination command with the body's namespace, run and idempotency key."""
     return await execute(
         node, caller, command, namespace=body.namespace, run_id=body.run_id, command_id=body.command_id
@@ -105,7 +104,7 @@ async def write(node: Node, caller: Caller, command: Command, body: WriteOptions
 
 @router.get("/state")
 async def list_state(
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     namespace: NamespaceQuery = DEFAULT_NAMESPACE,
     prefix: str = "",
@@ -124,7 +123,7 @@ async def list_state(
 @router.get("/state/{name:path}")
 async def get_state(
     name: NamePath,
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     namespace: NamespaceQuery = DEFAULT_NAMESPACE,
     token: TokenQuery = None,
@@ -139,7 +138,7 @@ async def get_state(
 
 
 @router.post("/state/{name:path}/cas")
-async def cas_state(name: NamePath, body: CasAttempt, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+async def cas_state(name: NamePath, body: CasAttempt, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
     """Compare-and-swap: set the value iff the record is at `expected_version`; 409 with `current_version` if not."""
     command = StateCas(name=name, expected_version=body.expected_version, value=body.value)
     return await write(node, caller, command, body)
@@ -148,7 +147,7 @@ async def cas_state(name: NamePath, body: CasAttempt, node: NodeDep, caller: Cal
 @router.get("/locks/{name:path}")
 async def get_lock(
     name: NamePath,
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     namespace: NamespaceQuery = DEFAULT_NAMESPACE,
     token: TokenQuery = None,
@@ -163,28 +162,28 @@ async def get_lock(
 
 
 @router.post("/locks/{name:path}/acquire")
-async def acquire_lock(name: NamePath, body: LockAcquisition, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+async def acquire_lock(name: NamePath, body: LockAcquisition, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
     """Take a lock if free or expired; answers a new fencing token, 409 `lock_held` if someone else holds it."""
     command = LockAcquire(name=name, holder=body.holder, ttl_s=body.ttl_s)
     return await write(node, caller, command, body)
 
 
 @router.post("/locks/{name:path}/renew")
-async def renew_lock(name: NamePath, body: LockRenewal, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+async def renew_lock(name: NamePath, body: LockRenewal, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
     """Extend the holder's lease; the fencing token stays the same."""
     command = LockRenew(name=name, holder=body.holder, fencing_token=body.fencing_token, ttl_s=body.ttl_s)
     return await write(node, caller, command, body)
 
 
 @router.post("/locks/{name:path}/release")
-async def release_lock(name: NamePath, body: LockSurrender, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+async def release_lock(name: NamePath, body: LockSurrender, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
     """Free the holder's lock, if its fencing token is still current."""
     command = LockRelease(name=name, holder=body.holder, fencing_token=body.fencing_token)
     return await write(node, caller, command, body)
 
 
 @router.post("/txn")
-async def transact(body: TxnSubmission, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+async def transact(body: TxnSubmission, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
     """Optimistic transaction over kv and state records of one partition: all writes apply, or none."""
     command = Txn(reads=body.reads, writes=body.writes, preconditions=body.preconditions)
     return await write(node, caller, command, body)

@@ -14,7 +14,7 @@ from commands.limits import MAX_BATCH_COMMANDS
 from projections.query_dsl import Query as RecordQuery
 from projections.query_dsl import QueryError
 from projections.records import RecordView
-from query_api.deps import CallerDep, NodeDep, TokenQuery, WaitQuery, execute
+from query_api.deps import CallerDep, TokenQuery, ViewDep, WaitQuery, WriterDep, execute
 from query_api.problems import ApiProblem
 
 __all__ = ["router"]
@@ -71,7 +71,7 @@ def record_public(view: RecordView) -> dict[str, Any]:
 
 @router.put("/kv/{namespace}/{key:path}")
 async def put_record(
-    namespace: NamespacePath, key: KeyPath, body: RecordPut, node: NodeDep, caller: CallerDep
+    namespace: NamespacePath, key: KeyPath, body: RecordPut, node: WriterDep, caller: CallerDep
 ) -> dict[str, Any]:
     """Write a value; answers once applied with its version, position and consistency token."""
     command = KvPut(key=key, value=body.value, metadata=body.metadata, ttl_s=body.ttl_s, if_version=body.if_version)
@@ -82,7 +82,7 @@ async def put_record(
 async def get_record(
     namespace: NamespacePath,
     key: KeyPath,
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
@@ -99,7 +99,7 @@ async def get_record(
 async def delete_record(
     namespace: NamespacePath,
     key: KeyPath,
-    node: NodeDep,
+    node: WriterDep,
     caller: CallerDep,
     if_version: Annotated[int | None, Query(ge=0)] = None,
     command_id: Annotated[str | None, Query()] = None,
@@ -113,7 +113,7 @@ async def delete_record(
 @router.get("/kv/{namespace}")
 async def list_records(
     namespace: NamespacePath,
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     prefix: str = "",
     cursor: str | None = None,
@@ -130,7 +130,7 @@ async def list_records(
 @router.delete("/kv/{namespace}")
 async def clear_namespace(
     namespace: NamespacePath,
-    node: NodeDep,
+    node: WriterDep,
     caller: CallerDep,
     command_id: Annotated[str | None, Query()] = None,
     run_id: Annotated[str | None, Query()] = None,
@@ -143,7 +143,7 @@ async def clear_namespace(
 async def batch_get(
     namespace: NamespacePath,
     body: BatchGet,
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
@@ -156,7 +156,7 @@ async def batch_get(
 
 
 @router.post("/kv/{namespace}/batch-put")
-async def batch_put(namespace: NamespacePath, body: BatchPut, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+async def batch_put(namespace: NamespacePath, body: BatchPut, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
     """Write several keys atomically: every item applies, or none does."""
     command = KvBatchPut(items=body.items)
     return await execute(node, caller, command, namespace=namespace, run_id=body.run_id, command_id=body.command_id)
@@ -166,7 +166,7 @@ async def batch_put(namespace: NamespacePath, body: BatchPut, node: NodeDep, cal
 async def query_records(
     namespace: NamespacePath,
     body: RecordQuery,
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
@@ -182,7 +182,7 @@ async def query_records(
 
 @router.get("/namespaces")
 async def list_namespaces(
-    node: NodeDep, caller: CallerDep, token: TokenQuery = None, wait_ms: WaitQuery = None
+    node: ViewDep, caller: CallerDep, token: TokenQuery = None, wait_ms: WaitQuery = None
 ) -> dict[str, Any]:
     """The caller's namespaces with their key counts."""
     await node.wait_token(token, wait_ms)
@@ -195,7 +195,7 @@ async def list_namespaces(
 
 @router.put("/namespaces/{namespace}")
 async def configure_namespace(
-    namespace: NamespacePath, body: NamespacePut, node: NodeDep, caller: CallerDep, response: Response
+    namespace: NamespacePath, body: NamespacePut, node: WriterDep, caller: CallerDep, response: Response
 ) -> dict[str, Any]:
     """Set a namespace's JSON Schema and default TTL."""
     command = NamespaceConfig(json_schema=body.json_schema, default_ttl_s=body.default_ttl_s)

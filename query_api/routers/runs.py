@@ -13,8 +13,7 @@ from commands.fields import Id, JsonData, Key, Metadata, NonNegative, Positive
 from commands.runs import RunStatus, TraceKind
 from projections.runs import RunsModel
 from projections.traces import TraceNode, TracesModel
-from query_api.deps import CallerDep, NodeDep, TokenQuery, WaitQuery, execute
-from query_api.node import Node
+from query_api.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
 from query_api.problems import ApiProblem
 
 __all__ = ["router"]
@@ -71,21 +70,21 @@ class TracePost(WriteOptions):
     seq: Positive | None = Field(None, description="The seq of the event this trace explains")
 
 
-def runs_model(node: Node) -> RunsModel:
+def runs_model(node: View) -> RunsModel:
     """The node's runs read model."""
     model = node.state.model("runs")
     assert isinstance(model, RunsModel)
     return model
 
 
-def traces_model(node: Node) -> TracesModel:
+def traces_model(node: View) -> TracesModel:
     """The node's traces read model."""
     model = node.state.model("traces")
     assert isinstance(model, TracesModel)
     return model
 
 
-def require_run(node: Node, tenant: str, run_id: str) -> None:
+def require_run(node: View, tenant: str, run_id: str) -> None:
     """404 unless the run exists (the default run always does)."""
     if run_id != DEFAULT_RUN_ID and runs_model(node).get_run(tenant, run_id) is None:
         raise ApiProblem(404, "not_found", f"no run {run_id!r}")
@@ -104,7 +103,7 @@ def tree_public(roots: list[TraceNode]) -> list[dict[str, Any]]:
 
 
 @router.post("/runs", status_code=201)
-async def begin_run(body: RunStart, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+async def begin_run(body: RunStart, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
     """Begin a run; answers 201 with its `run_id` in the result, 409 if it already exists."""
     command_id = body.command_id or new_id()
     command = RunBegin(name=body.name, metadata=body.metadata, parent_run_id=body.parent_run_id)
@@ -112,7 +111,7 @@ async def begin_run(body: RunStart, node: NodeDep, caller: CallerDep) -> dict[st
 
 
 @router.post("/runs/{run_id}/end")
-async def end_run(run_id: RunPath, body: RunFinish, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+async def end_run(run_id: RunPath, body: RunFinish, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
     """End a running run with a status and an optional result; 409 `run_closed` if it already ended."""
     command = RunEnd(status=body.status, result=body.result)
     return await execute(node, caller, command, run_id=run_id, command_id=body.command_id)
@@ -120,7 +119,7 @@ async def end_run(run_id: RunPath, body: RunFinish, node: NodeDep, caller: Calle
 
 @router.get("/runs")
 async def list_runs(
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     status: Literal["running", "succeeded", "failed", "cancelled"] | None = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
@@ -140,7 +139,7 @@ async def list_runs(
 
 @router.get("/runs/{run_id}")
 async def get_run(
-    run_id: RunPath, node: NodeDep, caller: CallerDep, token: TokenQuery = None, wait_ms: WaitQuery = None
+    run_id: RunPath, node: ViewDep, caller: CallerDep, token: TokenQuery = None, wait_ms: WaitQuery = None
 ) -> dict[str, Any]:
     """A run: status, metadata, event count and chain head; 404 if absent."""
     await node.wait_token(token, wait_ms)
@@ -151,7 +150,7 @@ async def get_run(
 
 
 @router.post("/runs/{run_id}/events")
-async def append_event(run_id: RunPath, body: EventPost, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+async def append_event(run_id: RunPath, body: EventPost, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
     """Append an event to the run's chain; the result carries its `seq` and `hash`."""
     command = EventAppend(
         event_type=body.type, payload=body.payload, thread_id=body.thread_id, expected_seq=body.expected_seq
@@ -162,7 +161,7 @@ async def append_event(run_id: RunPath, body: EventPost, node: NodeDep, caller: 
 @router.get("/runs/{run_id}/events")
 async def list_events(
     run_id: RunPath,
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     from_seq: Annotated[int, Query(ge=1)] = 1,
     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 100,
@@ -182,7 +181,7 @@ async def list_events(
 
 @router.get("/runs/{run_id}/verify")
 async def verify_run(
-    run_id: RunPath, node: NodeDep, caller: CallerDep, token: TokenQuery = None, wait_ms: WaitQuery = None
+    run_id: RunPath, node: ViewDep, caller: CallerDep, token: TokenQuery = None, wait_ms: WaitQuery = None
 ) -> dict[str, Any]:
     """Recompute the run's hash chain; `ok`, or the first event that does not match and why."""
     await node.wait_token(token, wait_ms)
@@ -192,7 +191,7 @@ async def verify_run(
 
 
 @router.post("/runs/{run_id}/traces")
-async def record_trace(run_id: RunPath, body: TracePost, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+async def record_trace(run_id: RunPath, body: TracePost, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
     """Record a typed trace entity of the run, linked to an event and a parent trace."""
     command_id = body.command_id or new_id()
     command = TraceRecord(
@@ -209,7 +208,7 @@ async def record_trace(run_id: RunPath, body: TracePost, node: NodeDep, caller: 
 @router.get("/runs/{run_id}/traces")
 async def list_traces(
     run_id: RunPath,
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     kind: TraceKind | None = None,
     tree: Annotated[bool, Query(description="Nest traces under their parents (ignores `kind`)")] = False,
@@ -229,7 +228,7 @@ async def list_traces(
 async def get_trace(
     run_id: RunPath,
     trace_id: Annotated[Id, Path(description="Trace id")],
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,

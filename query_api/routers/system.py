@@ -8,7 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from projections.snapshot import list_snapshots
-from query_api.deps import NodeDep
+from query_api.branches import MAIN
+from query_api.deps import BranchQuery, NodeDep
 
 __all__ = ["router"]
 
@@ -22,23 +23,25 @@ async def health(node: NodeDep) -> dict[str, Any]:
 
 
 @router.get("/v1/status")
-async def status(node: NodeDep) -> dict[str, Any]:
-    """Per partition: end offset, applied offset, lag; per model: digest; the newest snapshot."""
-    ends = await node.log.end_offsets(node.settings.topic)
-    applied = node.engine.applied
-    snapshots = list_snapshots(node.snapshot_dir, node.settings.topic) if node.snapshot_dir else []
+async def status(node: NodeDep, branch: BranchQuery = MAIN) -> dict[str, Any]:
+    """Per partition: end offset, applied offset, lag; per model: digest; the newest snapshot (of `branch`)."""
+    handle = await node.branches.get(branch)
+    ends = await node.log.end_offsets(handle.topic)
+    applied = handle.engine.applied
+    snapshots = list_snapshots(node.snapshot_dir, handle.topic) if node.snapshot_dir else []
     return {
-        "topic": node.settings.topic,
+        "topic": handle.topic,
+        "branch": handle.name,
         "log": node.settings.log.split("://")[0],
         "partitions": [
             {"partition": p, "end_offset": end, "applied_offset": applied[p], "lag": end - applied[p]}
             for p, end in enumerate(ends)
         ],
-        "token": node.token(),
-        "digests": node.state.digests(),
-        "undecodable_records": sum(node.state.undecodable),
+        "token": handle.token(),
+        "digests": handle.state.digests(),
+        "undecodable_records": sum(handle.state.undecodable),
         "snapshot": {"path": str(snapshots[0].path), "cut": list(snapshots[0].cut)} if snapshots else None,
-        "apply_error": None if node.engine.error is None else repr(node.engine.error),
+        "apply_error": None if handle.engine.error is None else repr(handle.engine.error),
     }
 
 

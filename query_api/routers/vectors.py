@@ -20,8 +20,7 @@ from projections.vectors import (
     VectorQueryError,
     VectorsModel,
 )
-from query_api.deps import CallerDep, NodeDep, TokenQuery, WaitQuery, execute
-from query_api.node import Node
+from query_api.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
 from query_api.problems import ApiProblem
 
 __all__ = ["router"]
@@ -70,7 +69,7 @@ class SearchRequest(BaseModel):
     include_vectors: bool = False
 
 
-def vectors_model(node: Node) -> VectorsModel:
+def vectors_model(node: View) -> VectorsModel:
     """The node's vectors read model."""
     model = node.state.model("vectors")
     assert isinstance(model, VectorsModel)
@@ -90,7 +89,7 @@ def hit_public(hit: Hit) -> dict[str, Any]:
     return item
 
 
-def collection_info(node: Node, tenant: str, namespace: str, name: str) -> CollectionInfo:
+def collection_info(node: View, tenant: str, namespace: str, name: str) -> CollectionInfo:
     """The collection's info, or a 404 problem."""
     try:
         return vectors_model(node).collection_info(tenant, namespace, name)
@@ -99,7 +98,9 @@ def collection_info(node: Node, tenant: str, namespace: str, name: str) -> Colle
 
 
 @router.put("/collections/{name}")
-async def put_collection(name: CollectionPath, body: CollectionPut, node: NodeDep, caller: CallerDep) -> dict[str, Any]:
+async def put_collection(
+    name: CollectionPath, body: CollectionPut, node: WriterDep, caller: CallerDep
+) -> dict[str, Any]:
     """Create a collection of fixed dimension and metric; 409 if it exists with another configuration."""
     command = CollectionCreate(name=name, dimension=body.dimension, metric=body.metric)
     return await execute(
@@ -109,7 +110,7 @@ async def put_collection(name: CollectionPath, body: CollectionPut, node: NodeDe
 
 @router.get("/collections")
 async def list_collections(
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     namespace: NamespaceQuery = DEFAULT_NAMESPACE,
     token: TokenQuery = None,
@@ -123,7 +124,7 @@ async def list_collections(
 @router.get("/collections/{name}")
 async def get_collection(
     name: CollectionPath,
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     namespace: NamespaceQuery = DEFAULT_NAMESPACE,
     token: TokenQuery = None,
@@ -136,7 +137,7 @@ async def get_collection(
 
 @router.put("/collections/{name}/vectors/{vector_id:path}")
 async def put_vector(
-    name: CollectionPath, vector_id: VectorIdPath, body: VectorPut, node: NodeDep, caller: CallerDep
+    name: CollectionPath, vector_id: VectorIdPath, body: VectorPut, node: WriterDep, caller: CallerDep
 ) -> dict[str, Any]:
     """Insert or replace a vector; 404 if the collection is absent, 422 if the dimension differs."""
     command = VectorUpsert(collection=name, id=vector_id, embedding=body.embedding, metadata=body.metadata)
@@ -149,7 +150,7 @@ async def put_vector(
 async def get_vector(
     name: CollectionPath,
     vector_id: VectorIdPath,
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     namespace: NamespaceQuery = DEFAULT_NAMESPACE,
     token: TokenQuery = None,
@@ -170,7 +171,7 @@ async def get_vector(
 async def delete_vector(
     name: CollectionPath,
     vector_id: VectorIdPath,
-    node: NodeDep,
+    node: WriterDep,
     caller: CallerDep,
     namespace: Annotated[Namespace | None, Query()] = None,
     command_id: Annotated[Id | None, Query()] = None,
@@ -185,7 +186,7 @@ async def delete_vector(
 async def search_collection(
     name: CollectionPath,
     body: SearchRequest,
-    node: NodeDep,
+    node: ViewDep,
     caller: CallerDep,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,

@@ -28,10 +28,12 @@ from query_api.sdk.errors import (
     UnavailableError,
 )
 from query_api.sdk.models import (
+    Branch,
     ChainCheck,
     Collection,
     Event,
     EventPage,
+    Fork,
     Lock,
     Page,
     Position,
@@ -51,6 +53,7 @@ __all__ = [
     "AsyncAgentlogClient",
     "AsyncEmbeddedAgentlog",
     "AuthError",
+    "Branch",
     "ChainCheck",
     "Collection",
     "ConflictError",
@@ -58,6 +61,7 @@ __all__ = [
     "EmbeddedAgentlog",
     "Event",
     "EventPage",
+    "Fork",
     "InvalidRequestError",
     "Lock",
     "NotFoundError",

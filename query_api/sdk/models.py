@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 __all__ = [
+    "Branch",
     "ChainCheck",
     "Collection",
     "Event",
     "EventPage",
+    "Fork",
     "Lock",
     "Metric",
     "Page",
@@ -252,3 +254,30 @@ class SearchHit:
     score: float
     metadata: dict[str, Any] | None = None
     vector: list[float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """A branch: its topic, parent branch and fork cut (None for main), and its applied cut if the node runs it."""
+
+    name: str
+    topic: str
+    parent: str | None = None
+    fork_cut: list[int] | None = None
+    fork_token: str | None = None
+    partitions: int | None = None
+    started: bool = False
+    applied: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fork:
+    """A forked run: the new branch, where it forked (the cut just after event `at_seq`), and a run begun there."""
+
+    branch: str
+    run_id: str
+    at_seq: int
+    fork_cut: list[int]
+    fork_token: str
+    new_run_id: str | None = None
+    begin: dict[str, Any] | None = None
