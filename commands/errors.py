@@ -42,7 +42,7 @@ class CommandError(ValueError):
 
 
 #: pydantic error types that mean "over a limit" (ours are named by code; `too_long` is pydantic's).
-_TOO_LARGE_TYPES: Final = frozenset({"too_large", "too_long"})
+_TOO_LARGE_TYPES: Final = frozenset({"too_large", "too_long", "string_too_long"})
 _MAX_LISTED = 5
 
 

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    StringConstraints,
     ValidationInfo,
     model_serializer,
 )
@@ -115,10 +116,22 @@ JsonData = Annotated[Any, AfterValidator(_json_validator)]
 Metadata = Annotated[dict[str, Any], AfterValidator(_json_validator)]
 #: A kv key, state or lock name, or vector id (see `commands.limits`).
 Key = Annotated[str, _pydantic(limits.check_key, "key")]
-#: A namespace (see `commands.limits`).
-Namespace = Annotated[str, _pydantic(limits.check_namespace, "namespace")]
+
+def _native_name(alphabet: str, max_length: int) -> StringConstraints:
+    """`[alphabet]+` but not `.` or `..`, checked by pydantic-core's own regex engine (no Python call).
+
+    The Rust engine has no lookahead, so the two reserved names are excluded by alternation. The
+    result is the same as `limits.check_id` / `limits.check_namespace`; those stay the reference.
+    """
+    no_dot = alphabet.replace(".", "")
+    pattern = rf"^(?:[{no_dot}][{alphabet}]*|\.[{no_dot}][{alphabet}]*|\.\.[{alphabet}]+)$"
+    return StringConstraints(pattern=pattern, max_length=max_length)
+
+
+#: A namespace (see `commands.limits`); validated natively, as on every replayed command.
+Namespace = Annotated[str, _native_name("A-Za-z0-9._:-", limits.MAX_NAMESPACE_BYTES)]
 #: An id: tenant, run, thread, agent, tool, trace, event, holder, collection or command id.
-Id = Annotated[str, _pydantic(limits.check_id, "id")]
+Id = Annotated[str, _native_name("A-Za-z0-9._:@-", limits.MAX_ID_BYTES)]
 #: A version or sequence number where 0 means "none yet".
 NonNegative = Annotated[int, Field(ge=0, le=limits.MAX_INT)]
 #: A version, sequence number or fencing token that names something existing.

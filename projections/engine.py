@@ -13,7 +13,8 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
-from commands import CommandError, Envelope, decode_record, partition_of
+from commands import CommandError, Envelope, decode_record, partition_key
+from eventlog.partitioner import partition_for
 from eventlog.base import EventLog
 from eventlog.records import Record
 from projections.model import ApplyContext, ReadModel
@@ -27,6 +28,8 @@ OUTCOMES_PER_PARTITION_MAX = 200_000
 APPLY_BATCH_RECORDS = 2_000
 #: How long one read of the apply loop waits for new records.
 TAIL_WAIT_MS = 500
+#: Partition keys whose partition is remembered (keys repeat: tenant/namespace, tenant/run).
+ROUTING_CACHE_MAX = 65_536
 
 
 class EngineState:
@@ -38,10 +41,29 @@ class EngineState:
         self.outcomes: list[OrderedDict[str, Outcome]] = [OrderedDict() for _ in range(partitions)]
         self.undecodable = [0] * partitions
         self.by_type: dict[str, ReadModel] = {}
+        self._routes: dict[bytes, int] = {}
         for model in self.models:
             for command_type in model.command_types:
                 assert command_type not in self.by_type, f"{command_type} has two models"
                 self.by_type[command_type] = model
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_routes"] = {}  # a cache, not state: snapshots leave it out
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+
+    def _partition_of(self, envelope: Envelope) -> int:
+        """The partition `envelope` routes to (murmur2 is pure Python: remember it per key)."""
+        key = partition_key(envelope)
+        partition = self._routes.get(key)
+        if partition is None:
+            if len(self._routes) >= ROUTING_CACHE_MAX:
+                self._routes.clear()
+            partition = self._routes[key] = partition_for(key, len(self.applied))
+        return partition
 
     def model(self, name: str) -> ReadModel:
         """The model called `name`."""
@@ -71,7 +93,7 @@ class EngineState:
         return outcome
 
     def _apply(self, envelope: Envelope, record: Record) -> Outcome:
-        if partition_of(envelope, len(self.applied)) != record.partition:
+        if self._partition_of(envelope) != record.partition:
             return Outcome("rejected", reason="cross_partition", detail="command is on the wrong partition for its key")
         model = self.by_type.get(envelope.type)
         if model is None:

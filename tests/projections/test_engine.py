@@ -15,7 +15,7 @@ from eventlog.records import Message
 from projections.catalog import new_state
 from projections.engine import Engine
 from projections.records import RecordsModel
-from projections.snapshot import list_snapshots, load_snapshot, write_snapshot
+from projections.snapshot import SnapshotError, list_snapshots, load_snapshot, write_snapshot
 from tests.projections.workload import random_workload
 
 pytestmark = pytest.mark.anyio
@@ -60,7 +60,7 @@ async def test_live_rebuild_and_snapshot_tail_agree(tmp_path: Path, commands_per
     assert at_middle.state.digests() == middle_digests == snapshot.digests
 
     [info] = list_snapshots(tmp_path, "main")
-    restored = Engine(log, "main", load_snapshot(info))
+    restored = Engine(log, "main", load_snapshot(info, verify_digests=True))
     assert restored.applied == middle
     await restored.catch_up()
     assert restored.state.digests() == live.state.digests()
@@ -125,3 +125,16 @@ async def test_wait_for_times_out_when_the_cut_is_not_reached() -> None:
     await log.append("main", 0, [Message(b"x", b"k", (("v", b"1"),))])
     assert await waiter
     await engine.stop()
+
+
+async def test_a_damaged_snapshot_is_refused(tmp_path: Path) -> None:
+    log = MemoryLog()
+    await log.create_topic("main", PARTITIONS)
+    await feed(log, 500, seed=3)
+    engine = await rebuilt(log)
+    info = write_snapshot(tmp_path, "main", engine.state)
+    data = bytearray(info.path.read_bytes())
+    data[-10] ^= 0xFF
+    info.path.write_bytes(bytes(data))
+    with pytest.raises(SnapshotError, match="checksum"):
+        load_snapshot(info)
