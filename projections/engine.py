@@ -14,8 +14,8 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 from commands import CommandError, Envelope, decode_record, partition_key
-from eventlog.partitioner import partition_for
 from eventlog.base import EventLog
+from eventlog.partitioner import partition_for
 from eventlog.records import Record
 from projections.model import ApplyContext, ReadModel
 from projections.outcome import Outcome, Rejected
