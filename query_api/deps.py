@@ -39,13 +39,13 @@ __all__ = [
 _IDENTITY = re.compile(r"[A-Za-z0-9._:@-]{1,256}")
 
 
-def get_node(request: Request) -> Node:
+async def get_node(request: Request) -> Node:
     """The node this app serves."""
     node: Node = request.app.state.node
     return node
 
 
-def get_caller(
+async def get_caller(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
