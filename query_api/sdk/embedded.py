@@ -256,8 +256,9 @@ class EmbeddedAgentlog(AgentlogClient):
         pending = asyncio.all_tasks(self._loop)
         for task in pending:
             task.cancel()
-        with contextlib.suppress(BaseException):
-            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        if pending:  # gather() of nothing would make (and leak) a default loop in this thread
+            with contextlib.suppress(BaseException):
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         self._loop.run_until_complete(self._loop.shutdown_default_executor())
         self._loop.close()

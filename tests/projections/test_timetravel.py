@@ -7,11 +7,12 @@ digests the live state had when it stood at that cut.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from commands import Caller, CommandProducer, EventAppend, KvPut, RunBegin, stamp
+from commands import Caller, CommandProducer, Envelope, EventAppend, KvPut, RunBegin, stamp
 from eventlog.memory import MemoryLog
 from eventlog.records import Message
 from projections.catalog import new_state
@@ -35,10 +36,10 @@ class SteppingClock:
         return self.now_ms
 
 
-async def feed(log: MemoryLog, envelopes: list[object], chunk: int = 150) -> None:
+async def feed(log: MemoryLog, envelopes: Sequence[Envelope], chunk: int = 150) -> None:
     producer = CommandProducer(log, "main")
     for start in range(0, len(envelopes), chunk):
-        await producer.submit_many(envelopes[start : start + chunk])  # type: ignore[arg-type]
+        await producer.submit_many(envelopes[start : start + chunk])
 
 
 async def test_cut_at_time_is_the_first_offset_stamped_later_per_partition() -> None:
@@ -105,7 +106,7 @@ async def test_find_command_finds_the_first_record_of_a_command_stamped_then() -
 async def test_rebuild_at_random_cuts_equals_the_live_state_at_those_cuts(tmp_path: Path) -> None:
     log = MemoryLog()
     await log.create_topic("main", PARTITIONS)
-    await feed(log, list(random_workload(4_000, seed=21)))
+    await feed(log, random_workload(4_000, seed=21))
     ends = await log.end_offsets("main")
     rng = random.Random(3)
     # The live engine advances through random, per-partition uneven cuts; capture digests at each.
@@ -124,7 +125,11 @@ async def test_rebuild_at_random_cuts_equals_the_live_state_at_those_cuts(tmp_pa
     [snapshot] = list_snapshots(tmp_path, "main")
     for cut, digests in rng.sample(captured, len(captured)):
         reports: list[tuple[int, int]] = []
-        state = await rebuild(log, "main", cut, tmp_path, lambda done, total: reports.append((done, total)))
+
+        def report(done: int, total: int, reports: list[tuple[int, int]] = reports) -> None:
+            reports.append((done, total))
+
+        state = await rebuild(log, "main", cut, tmp_path, report)
         assert state.applied == cut
         assert state.digests() == digests, cut
         assert reports[-1] == (sum(cut), sum(cut))
@@ -143,7 +148,7 @@ async def test_rebuild_matches_a_tailing_live_engine_captured_while_the_workload
     captured: list[tuple[list[int], dict[str, str]]] = []
     try:
         for start in range(0, len(workload), 500):
-            await feed(log, list(workload[start : start + 500]))
+            await feed(log, workload[start : start + 500])
             end = await log.end_offsets("main")
             assert await live.wait_for(dict(enumerate(end)), 60)
             captured.append((live.applied, live.state.digests()))
@@ -156,10 +161,10 @@ async def test_rebuild_matches_a_tailing_live_engine_captured_while_the_workload
 async def test_a_branch_rebuild_may_start_from_an_ancestor_snapshot_below_its_fork_cut(tmp_path: Path) -> None:
     log = MemoryLog()
     await log.create_topic("main", PARTITIONS)
-    await feed(log, list(random_workload(1_500, seed=4)))
+    await feed(log, random_workload(1_500, seed=4))
     middle = await log.end_offsets("main")
     write_snapshot(tmp_path, "main", await rebuild(log, "main", middle))
-    await feed(log, list(random_workload(600, seed=5))[-300:])
+    await feed(log, random_workload(600, seed=5)[-300:])
     fork = await log.end_offsets("main")
     await log.create_branch("branch.a", "main", fork)
     await log.create_branch("branch.b", "branch.a", fork)
@@ -180,7 +185,7 @@ async def test_a_branch_rebuild_may_start_from_an_ancestor_snapshot_below_its_fo
 async def test_rebuild_skips_a_corrupt_snapshot_and_refuses_cuts_that_do_not_fit(tmp_path: Path) -> None:
     log = MemoryLog()
     await log.create_topic("main", 2)
-    await feed(log, list(random_workload(300, seed=1)))
+    await feed(log, random_workload(300, seed=1))
     end = await log.end_offsets("main")
     info = write_snapshot(tmp_path, "main", await rebuild(log, "main", end))
     data = bytearray(info.path.read_bytes())
