@@ -6,7 +6,7 @@ import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from commands import (
     Caller,
@@ -23,6 +23,7 @@ from commands import (
 from commands.fields import Id, JsonData, Key, Namespace, NonNegative, Positive, TtlSeconds
 from commands.limits import DEFAULT_NAMESPACE, MAX_BATCH_COMMANDS
 from projections.state import StateModel
+from query_api.bodies import NamespacedWriteOptions
 from query_api.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
 from query_api.problems import ApiProblem
 
@@ -36,30 +37,21 @@ NamespaceQuery = Annotated[Namespace, Query(description="Namespace of the record
 LIST_LIMIT_MAX = 1_000
 
 
-class WriteOptions(BaseModel):
-    """Fields every coordination write body may carry besides the command."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    namespace: Namespace | None = Field(None, description="Namespace of the record (default: `default`)")
-    command_id: Id | None = Field(None, description="Idempotency key: a retry with it is applied once")
-    run_id: Id | None = Field(None, description="The run this write belongs to (default: the caller's default run)")
-
-
-class CasAttempt(WriteOptions):
+class CasAttempt(NamespacedWriteOptions):
     """Body of `POST /v1/state/{name}/cas`: write `value` iff the record is at `expected_version`."""
 
     expected_version: NonNegative = Field(..., description="Version the record must be at (0: must not exist)")
     value: JsonData = Field(..., description="Any JSON value")
 
 
-class LockAcquisition(WriteOptions):
+class LockAcquisition(NamespacedWriteOptions):
     """Body of `POST /v1/locks/{name}/acquire`."""
 
     holder: Id = Field(..., description="Who takes the lock")
     ttl_s: TtlSeconds = Field(..., description="Lease length in seconds (log time)")
 
 
-class LockRenewal(WriteOptions):
+class LockRenewal(NamespacedWriteOptions):
     """Body of `POST /v1/locks/{name}/renew`: extend the lease, keeping the fencing token."""
 
     holder: Id
@@ -67,14 +59,14 @@ class LockRenewal(WriteOptions):
     ttl_s: TtlSeconds = Field(..., description="New lease length from now, in seconds (log time)")
 
 
-class LockSurrender(WriteOptions):
+class LockSurrender(NamespacedWriteOptions):
     """Body of `POST /v1/locks/{name}/release`."""
 
     holder: Id
     fencing_token: Positive = Field(..., description="The token `acquire` answered with")
 
 
-class TxnSubmission(WriteOptions):
+class TxnSubmission(NamespacedWriteOptions):
     """Body of `POST /v1/txn`: all writes apply iff every read and precondition still holds, else none."""
 
     reads: list[TxnRead] = Field(default_factory=list, max_length=MAX_BATCH_COMMANDS)
@@ -95,7 +87,7 @@ def state_model(node: View) -> StateModel:
     return model
 
 
-async def write(node: View, caller: Caller, command: Command, body: WriteOptions) -> dict[str, Any]:
+async def write(node: View, caller: Caller, command: Command, body: NamespacedWriteOptions) -> dict[str, Any]:
     """Execute a coordination command with the body's namespace, run and idempotency key."""
     return await execute(
         node, caller, command, namespace=body.namespace, run_id=body.run_id, command_id=body.command_id

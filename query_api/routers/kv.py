@@ -14,6 +14,7 @@ from commands.limits import MAX_BATCH_COMMANDS
 from projections.query_dsl import Query as RecordQuery
 from projections.query_dsl import QueryError
 from projections.records import RecordView
+from query_api.bodies import WriteOptions
 from query_api.deps import CallerDep, TokenQuery, ViewDep, WaitQuery, WriterDep, execute
 from query_api.problems import ApiProblem
 
@@ -25,14 +26,6 @@ NamespacePath = Annotated[Namespace, Path(description="Namespace, e.g. `default`
 KeyPath = Annotated[Key, Path(description="Key (may contain `/`)")]
 #: Most keys one list call returns.
 LIST_LIMIT_MAX = 1_000
-
-
-class WriteOptions(BaseModel):
-    """Fields every write body may carry besides the command."""
-
-    model_config = ConfigDict(extra="forbid")
-    command_id: str | None = Field(None, description="Idempotency key: a retry with it is applied once")
-    run_id: str | None = Field(None, description="The run this write belongs to (default: the caller's default run)")
 
 
 class RecordPut(WriteOptions):

@@ -6,13 +6,14 @@ import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from commands import DEFAULT_RUN_ID, EventAppend, RunBegin, RunEnd, TraceRecord, new_id
 from commands.fields import Id, JsonData, Key, Metadata, NonNegative, Positive
 from commands.runs import RunStatus, TraceKind
 from projections.runs import RunsModel
 from projections.traces import TraceNode, TracesModel
+from query_api.bodies import CommandOptions
 from query_api.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
 from query_api.problems import ApiProblem
 
@@ -25,14 +26,7 @@ RunPath = Annotated[Id, Path(description="Run id")]
 LIST_LIMIT_MAX = 1_000
 
 
-class WriteOptions(BaseModel):
-    """Fields every run write body may carry besides the command."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    command_id: Id | None = Field(None, description="Idempotency key: a retry with it is applied once")
-
-
-class RunStart(WriteOptions):
+class RunStart(CommandOptions):
     """Body of `POST /v1/runs`; without `run_id` the run is named by the command id (so retries stay one run)."""
 
     run_id: Id | None = None
@@ -41,14 +35,14 @@ class RunStart(WriteOptions):
     parent_run_id: Id | None = None
 
 
-class RunFinish(WriteOptions):
+class RunFinish(CommandOptions):
     """Body of `POST /v1/runs/{run_id}/end`."""
 
     status: RunStatus
     result: JsonData = None
 
 
-class EventPost(WriteOptions):
+class EventPost(CommandOptions):
     """Body of `POST /v1/runs/{run_id}/events`."""
 
     type: Id = Field(..., description="Event type, e.g. `tool_result`")
@@ -59,7 +53,7 @@ class EventPost(WriteOptions):
     )
 
 
-class TracePost(WriteOptions):
+class TracePost(CommandOptions):
     """Body of `POST /v1/runs/{run_id}/traces`; without `trace_id` the trace is named by the command id."""
 
     trace_id: Id | None = None

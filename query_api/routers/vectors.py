@@ -20,6 +20,7 @@ from projections.vectors import (
     VectorQueryError,
     VectorsModel,
 )
+from query_api.bodies import NamespacedWriteOptions
 from query_api.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
 from query_api.problems import ApiProblem
 
@@ -34,23 +35,14 @@ NamespaceQuery = Annotated[Namespace, Query(description="Namespace of the collec
 Component = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
-class WriteOptions(BaseModel):
-    """Fields every vector write body may carry besides the command."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    namespace: Namespace | None = Field(None, description="Namespace of the collection (default: `default`)")
-    command_id: Id | None = Field(None, description="Idempotency key: a retry with it is applied once")
-    run_id: Id | None = Field(None, description="The run this write belongs to (default: the caller's default run)")
-
-
-class CollectionPut(WriteOptions):
+class CollectionPut(NamespacedWriteOptions):
     """Body of `PUT /v1/collections/{name}`: creating again with the same configuration is a no-op."""
 
     dimension: int = Field(..., ge=1, le=MAX_VECTOR_DIMENSION)
     metric: Metric = "cosine"
 
 
-class VectorPut(WriteOptions):
+class VectorPut(NamespacedWriteOptions):
     """Body of `PUT /v1/collections/{name}/vectors/{id}`."""
 
     embedding: Embedding = Field(..., description="A list of numbers (or the base64 of float32 LE bytes)")
