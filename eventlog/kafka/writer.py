@@ -1,9 +1,17 @@
 """Appends to one Kafka partition: each append is one atomic record batch, concurrent appends group-committed.
 
-Kafka writes a record batch atomically, so an append must never be split across batches. While a
-batch of a partition is on its way, later appends to that partition wait; the next round packs the
-waiting appends whole into as few batches as fit (`merge_bytes` each), so that 16 concurrent appenders
-cost one produce round trip, not 16 (aiokafka keeps one produce request in flight per broker).
+Kafka writes a record batch atomically, so an append must never be split across batches. A partition
+has one *open* batch: appends join it whole (all their records, or none) for as long as it stays open,
+that is until aiokafka's sender drains it into a produce request, or until it is full. aiokafka keeps
+one produce request in flight per broker, so every append arriving while a request is on its way joins
+the batch that goes in the next one: 16 concurrent appenders cost one produce round trip, not 16, and
+an append waits at most for the request in flight plus its own (the raw producer's own batching).
+
+"Drained" must be exact: with idempotence the sender gives a batch its sequence numbers from its record
+count when it takes the batch from the queue, before it serializes it, so a record added after that
+would break the sequence (OutOfOrderSequenceNumber). aiokafka's `BatchBuilder` has no public drain
+hook; `_close_when_drained` closes our builder at the call that takes the record count
+(`_set_producer_state`, aiokafka 0.14), and without that hook a batch stops taking appends once queued.
 """
 
 from __future__ import annotations
@@ -27,10 +35,6 @@ BATCH_OVERHEAD_BYTES = 61
 RECORD_OVERHEAD_BYTES = 40
 #: Most bytes a header's framing takes (two varint lengths).
 HEADER_OVERHEAD_BYTES = 10
-#: Appends merged into one batch until their bound reaches this (a larger append goes alone).
-MERGE_BYTES_DEFAULT = 1024 * 1024
-#: Batches of one partition outstanding at once (one sent, one queued behind it).
-MAX_IN_FLIGHT_DEFAULT = 2
 
 
 def encoded_size_bound(messages: Sequence[Message]) -> int:
@@ -44,143 +48,159 @@ def encoded_size_bound(messages: Sequence[Message]) -> int:
 
 
 @dataclass(slots=True)
-class _Pending:
-    messages: list[Message]
-    size: int
+class _Member:
+    """One append inside a batch: where its records start, how many, and who waits for them."""
+
+    start: int
+    count: int
     future: asyncio.Future[AppendResult] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+@dataclass(slots=True)
+class _Batch:
+    """A record batch being filled: open to new appends until aiokafka drains it or it is full."""
+
+    builder: Any
+    members: list[_Member] = field(default_factory=list)
+    bound: int = BATCH_OVERHEAD_BYTES
+    #: Resolved once every member has its result (delivered or failed).
+    settled: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    #: Whether appends may still join once the batch is in aiokafka's queue (until it is drained).
+    open_when_queued: bool = False
+
+
 class PartitionWriter:
-    """Group-commits appends to one partition of one Kafka topic through a shared producer.
+    """Group-commits appends to one partition of one Kafka topic through a shared producer."""
 
-    Up to `max_in_flight` batches of the partition are outstanding: one on its way to the broker and
-    the next queued behind it, so the broker never waits for this side between two batches.
-    """
-
-    def __init__(
-        self,
-        producer: Any,
-        kafka_topic: str,
-        partition: int,
-        *,
-        max_batch_bytes: int,
-        merge_bytes: int = MERGE_BYTES_DEFAULT,
-        max_in_flight: int = MAX_IN_FLIGHT_DEFAULT,
-    ) -> None:
+    def __init__(self, producer: Any, kafka_topic: str, partition: int, *, max_batch_bytes: int) -> None:
         self._producer = producer
         self._topic = kafka_topic
         self._partition = partition
         self._max_batch_bytes = max_batch_bytes
-        self._merge_bytes = min(merge_bytes, max_batch_bytes - BATCH_OVERHEAD_BYTES)
-        self._max_in_flight = max(1, max_in_flight)
-        self._pending: list[_Pending] = []
-        self._in_flight: set[asyncio.Future[Any]] = set()
-        self._wakeup: asyncio.Future[None] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._open: _Batch | None = None
+        self._enqueued: asyncio.Future[None] | None = None  # set once the newest batch is in aiokafka's queue
+        self._unsettled: set[asyncio.Future[None]] = set()  # `settled` of every batch not yet settled
+        self._senders: set[asyncio.Task[None]] = set()
 
     @property
-    def task(self) -> asyncio.Task[None] | None:
-        """The task sending this partition's batches while any append is unfinished (awaited on close)."""
-        return self._task
+    def task(self) -> asyncio.Future[Any] | None:
+        """A future of every unfinished append of this partition (awaited on close), or None when idle."""
+        if not self._unsettled:
+            return None
+        return asyncio.gather(*self._unsettled, return_exceptions=True)
 
     async def append(self, messages: list[Message]) -> AppendResult:
-        """Append `messages` as one batch; offsets count from the partition's 0."""
-        pending = _Pending(messages, encoded_size_bound(messages))
-        self._pending.append(pending)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        elif self._wakeup is not None and not self._wakeup.done():
-            self._wakeup.set_result(None)
-        return await pending.future
+        """Append `messages` as part of one batch; offsets count from the partition's 0."""
+        bound = encoded_size_bound(messages)
+        member = self._join(messages, bound)
+        if member is None:
+            member = self._start(messages, bound)
+        return await member.future
 
-    async def _run(self) -> None:
-        waiting: list[_Pending] = []
-        loop = asyncio.get_running_loop()
+    def _join(self, messages: list[Message], bound: int) -> _Member | None:
+        """Add `messages` to the open batch if it is still open and they all fit; else None (nothing added)."""
+        batch = self._open
+        if batch is None or batch.builder.closed() or batch.bound + bound > self._max_batch_bytes:
+            return None
+        start = batch.builder.record_count()
+        for index, (value, key, headers) in enumerate(messages):
+            if batch.builder.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+                # Cannot happen by the size bound, and the batch is not drained while this loop runs.
+                assert index == 0, "an append was split across record batches"
+                return None
+        batch.bound += bound
+        member = _Member(start, len(messages))
+        batch.members.append(member)
+        return member
+
+    def _start(self, messages: list[Message], bound: int) -> _Member:
+        """Open a new batch holding `messages` and queue it behind the previous one."""
+        builder = self._producer.create_batch()
+        batch = _Batch(builder, bound=BATCH_OVERHEAD_BYTES + bound)
+        batch.open_when_queued = _close_when_drained(builder)
+        member = _Member(0, len(messages))
+        batch.members.append(member)
+        for value, key, headers in messages:
+            if builder.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
+                member.future.set_exception(_too_large(messages, bound))
+                return member
+        if builder.size() > self._max_batch_bytes:
+            member.future.set_exception(_too_large(messages, bound))
+            return member
+        previous = self._enqueued
+        self._enqueued = asyncio.get_running_loop().create_future()
+        self._open = batch
+        self._unsettled.add(batch.settled)
+        batch.settled.add_done_callback(self._unsettled.discard)
+        sender = asyncio.get_running_loop().create_task(self._send(batch, previous, self._enqueued))
+        self._senders.add(sender)
+        sender.add_done_callback(self._senders.discard)
+        return member
+
+    async def _send(self, batch: _Batch, previous: asyncio.Future[None] | None, enqueued: asyncio.Future[None]) -> None:
+        """Hand the batch to aiokafka once the previous batch is queued (keeps the partition's order)."""
         try:
-            while self._pending or self._in_flight:
-                if not self._pending or len(self._in_flight) >= self._max_in_flight:
-                    self._wakeup = loop.create_future()
-                    await asyncio.wait([self._wakeup, *self._in_flight], return_when=asyncio.FIRST_COMPLETED)
-                    self._wakeup = None
-                    continue
-                # Appenders cancelled before their round are left out: nothing of theirs is written.
-                waiting, self._pending = [p for p in self._pending if not p.future.done()], []
-                await self._send_round(waiting)
-                waiting = []
-        except BaseException as error:  # never leave an appender waiting forever
-            for pending in [*waiting, *self._pending]:
-                _fail(pending, to_log_error(error, f"append to {self._topic}/{self._partition}"))
-            self._pending = []
+            if previous is not None:
+                await asyncio.shield(previous)
+            delivery = await self._producer.send_batch(batch.builder, self._topic, partition=self._partition)
+            if not batch.open_when_queued:
+                batch.builder.close()
+        except BaseException as error:
+            batch.builder.close()
+            if self._open is batch:
+                self._open = None
+            _fail(batch, to_log_error(error, f"append to {self._topic}/{self._partition}"))
             if not isinstance(error, Exception):
                 raise
+            return
         finally:
-            self._task = None
+            if not enqueued.done():
+                enqueued.set_result(None)
+        delivery.add_done_callback(functools.partial(self._delivered, batch))
 
-    async def _send_round(self, waiting: list[_Pending]) -> None:
-        groups: list[list[_Pending]] = []
-        bound = 0
-        for pending in waiting:
-            if groups and bound + pending.size <= self._merge_bytes:
-                groups[-1].append(pending)
-                bound += pending.size
-            else:
-                groups.append([pending])
-                bound = pending.size
-        for group in groups:
-            builder = self._build(group)
-            if builder is None:
-                continue
-            try:
-                # Returns once the batch is queued, i.e. once the previous one of this partition is sent.
-                delivery = await self._producer.send_batch(builder, self._topic, partition=self._partition)
-            except Exception as error:
-                for pending in group:
-                    _fail(pending, to_log_error(error, f"append to {self._topic}/{self._partition}"))
-                continue
-            self._in_flight.add(delivery)
-            delivery.add_done_callback(functools.partial(self._delivered, group))
-
-    def _delivered(self, group: list[_Pending], delivery: asyncio.Future[Any]) -> None:
-        self._in_flight.discard(delivery)
+    def _delivered(self, batch: _Batch, delivery: asyncio.Future[Any]) -> None:
+        if self._open is batch:
+            self._open = None
         error = LogError("the append was cancelled") if delivery.cancelled() else delivery.exception()
         if error is not None:
-            for pending in group:
-                _fail(pending, to_log_error(error, f"append to {self._topic}/{self._partition}"))
+            _fail(batch, to_log_error(error, f"append to {self._topic}/{self._partition}"))
             return
         metadata = delivery.result()
         offset = int(metadata.offset)
         timestamp_ms = int(metadata.timestamp)
         if timestamp_ms < 0:  # the topic stamps CreateTime: the producer's clock is what was written
             timestamp_ms = time.time_ns() // 1_000_000
-        for pending in group:
-            count = len(pending.messages)
-            if not pending.future.done():
-                pending.future.set_result(AppendResult(self._partition, offset, count, timestamp_ms))
-            offset += count
-
-    def _build(self, group: list[_Pending]) -> Any:
-        """A record batch holding every message of `group`, or None after failing an append too large."""
-        builder = self._producer.create_batch()
-        for pending in group:
-            for value, key, headers in pending.messages:
-                if builder.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
-                    # Only a lone append can overflow: merged groups stay below `merge_bytes` by bound.
-                    _fail(pending, _too_large(pending))
-                    return None
-        if builder.size() > self._max_batch_bytes:
-            for pending in group:
-                _fail(pending, _too_large(pending))
-            return None
-        return builder
+        for member in batch.members:
+            if not member.future.done():
+                result = AppendResult(self._partition, offset + member.start, member.count, timestamp_ms)
+                member.future.set_result(result)
+        batch.settled.set_result(None)
 
 
-def _too_large(pending: _Pending) -> LimitExceededError:
+def _close_when_drained(builder: Any) -> bool:
+    """Make `builder` close itself when the sender drains it (see the module docstring); False if it cannot."""
+    take_count = getattr(builder, "_set_producer_state", None)
+    if take_count is None or not callable(take_count):
+        return False
+
+    def drained(*args: Any, **kwargs: Any) -> Any:
+        builder.close()  # the record count is taken now: nothing may join any more
+        return take_count(*args, **kwargs)
+
+    builder._set_producer_state = drained
+    return True
+
+
+def _too_large(messages: Sequence[Message], bound: int) -> LimitExceededError:
     return LimitExceededError(
-        f"batch of {len(pending.messages)} records does not fit one Kafka record batch "
-        f"(about {pending.size} bytes); an append is never split"
+        f"batch of {len(messages)} records does not fit one Kafka record batch "
+        f"(about {bound} bytes); an append is never split"
     )
 
 
-def _fail(pending: _Pending, error: LogError) -> None:
-    if not pending.future.done():
-        pending.future.set_exception(error)
+def _fail(batch: _Batch, error: LogError) -> None:
+    for member in batch.members:
+        if not member.future.done():
+            member.future.set_exception(error)
+    if not batch.settled.done():
+        batch.settled.set_result(None)
