@@ -22,8 +22,10 @@ from projections.outcome import Outcome, Rejected
 
 __all__ = ["Engine", "EngineState"]
 
-#: Outcomes remembered per partition for idempotent retries; the oldest are forgotten first.
-OUTCOMES_PER_PARTITION_MAX = 200_000
+#: Outcomes remembered per partition for idempotent retries; the oldest are forgotten first. A retry
+#: must arrive within this many commands of its partition (400k across 8 partitions). They dominate
+#: snapshot size (about 100 bytes each), so the window is a trade against snapshot load time.
+OUTCOMES_PER_PARTITION_MAX = 50_000
 #: Records one read of the apply loop takes.
 APPLY_BATCH_RECORDS = 2_000
 #: How long one read of the apply loop waits for new records.

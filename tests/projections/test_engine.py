@@ -138,3 +138,27 @@ async def test_a_damaged_snapshot_is_refused(tmp_path: Path) -> None:
     info.path.write_bytes(bytes(data))
     with pytest.raises(SnapshotError, match="checksum"):
         load_snapshot(info)
+
+
+async def test_outcomes_are_remembered_for_a_bounded_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    import projections.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "OUTCOMES_PER_PARTITION_MAX", 3)
+    log = MemoryLog()
+    await log.create_topic("main", 1)
+    producer = CommandProducer(log, "main")
+    caller = Caller(tenant="t")
+    for index in range(5):
+        await producer.submit(
+            stamp(KvPut(key=f"k{index}", value=index), caller, namespace="ns", command_id=f"c{index}")
+        )
+    engine = Engine(log, "main", new_state(1))
+    await engine.catch_up()
+    assert list(engine.state.outcomes[0]) == ["c2", "c3", "c4"]
+    await producer.submit(stamp(KvPut(key="k0", value="again"), caller, namespace="ns", command_id="c0"))
+    await engine.catch_up()
+    records = engine.state.model("records")
+    assert isinstance(records, RecordsModel)
+    view = records.get("t", "ns", "k0", now_ms=0)
+    assert view is not None
+    assert (view.value, view.version) == ("again", 2)
