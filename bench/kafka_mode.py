@@ -3,7 +3,7 @@ aiokafka producer, and replica lag of a second node under a steady load.
 
 Run it by hand (never in CI) from the repository root, with the project's environment:
 
-    python bench/kafka_mode.py                     # starts a 1-broker KRaft cluster (launcher), ~2 minutes
+    python bench/kafka_mode.py                     # starts a 1-broker KRaft cluster (launcher), ~3 minutes
     python bench/kafka_mode.py --bootstrap 127.0.0.1:9092 --appenders 1,16,64 --seconds 5
     python bench/kafka_mode.py --help
 
@@ -12,13 +12,17 @@ and 16 namespaces, so every one of the 8 partitions gets writes):
 
 - **raw aiokafka** (the reference line): `AIOKafkaProducer(acks="all", enable_idempotence=True)`,
   `send_and_wait` of the already encoded command records (value, key, headers): no validation.
+- **agentlog KafkaLog.append** (the Kafka backend, the target's subject): the same encoded records,
+  already routed, through `EventLog.append` (one atomic batch per append, acks=all, idempotent).
 - **agentlog kafka**: `CommandProducer.submit` on a `KafkaLog` (validate, route, encode, append;
   returns once the broker acknowledged with acks=all).
 - **agentlog kafka node**: `Node.execute` on a node over the Kafka log: the append plus waiting until
   the node's engine applied it (what an HTTP write waits for).
 - **agentlog embedded** / **embedded node**: the same two on the embedded `FileLog` (fsync=always).
 
-Each appender is an asyncio task doing one command at a time; latency is per command. Replica lag:
+Each appender is an asyncio task doing one command at a time; latency is per command. A 1 s raw
+warm-up runs first (not reported); each cell's pre-built pool is frozen out of the cyclic GC while it
+runs (`gc.freeze`), so no system pays for full collections over the generator's objects. Replica lag:
 a writer appends at a steady rate (default 5,000 commands/s, independent submits paced every 10 ms)
 while a second node runs in another process (`Node.start` on the same topic) and samples its
 applied cut every 2 ms; a command's lag is the time from its acknowledgement to the first sample
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -253,17 +258,32 @@ async def throughput(options: Options, servers: str, root: Path) -> list[Row]:
     run = f"b{os.getpid()}-{int(time.time())}"
     kafka = await open_log(f"kafka://{servers}")
     try:
+        log("  warm-up: raw aiokafka, 1 s (not reported) ...")
+        warm = Pool(pool_items("raw", envelopes(20_000, f"{run}-warm")))
+        await run_system("raw", kafka, servers, f"{run}-warm", warm, 16, 1.0, root)
         for appenders in options.appenders:
             cell = f"{run}-{appenders}"
             for key, label in SYSTEMS:
                 log(f"  {label}, {appenders} appenders ...")
                 items = pool_items(key, envelopes(options.pool, f"{cell}-{key}"))
                 pool = Pool(items)
-                result = await run_system(key, kafka, servers, cell, pool, appenders, options.seconds, root)
+                with frozen_heap():
+                    result = await run_system(key, kafka, servers, cell, pool, appenders, options.seconds, root)
                 rows.append(Row(key, label, appenders, result, pool.used >= len(items)))
     finally:
         await kafka.close()
     return rows
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep the pre-built pool out of the cyclic GC while measuring (no full collections over it)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 async def embedded_submit(directory: Path, pool: Pool, appenders: int, seconds: float) -> _common.LoadResult:
@@ -406,7 +426,8 @@ async def replica_lag(options: Options, servers: str, data_root: Path) -> LagRes
             raise RuntimeError(f"the replica did not start: {line!r}")
         pool = Pool(envelopes(int(options.lag_rate * options.lag_seconds * 1.1) + 1000, f"lag-{topic}"))
         log(f"  writing {options.lag_rate:.0f} commands/s for {options.lag_seconds} s; replica in pid {replica.pid}")
-        acks = await steady_writer(servers, topic, options.lag_rate, options.lag_seconds, pool)
+        with frozen_heap():  # the load generator must not stall on its own pool (the replica is a plain node)
+            acks = await steady_writer(servers, topic, options.lag_rate, options.lag_seconds, pool)
         await asyncio.sleep(2.0)  # let the replica apply the tail before it stops sampling
     finally:
         assert replica.stdin is not None
