@@ -56,14 +56,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 __all__ = [
     "DOCUMENT_FIELDS",
     "MAX_LIMIT",
+    "MISSING",
+    "compile_filter",
+    "compile_path",
+    "descend",
     "Document",
+    "json_equal",
     "Predicate",
     "Query",
     "QueryError",
     "QueryPlan",
-    "compile_filter",
-    "compile_path",
-    "json_equal",
     "sort_key",
     "to_document",
 ]
@@ -90,7 +92,7 @@ _MAX_IN: Final = 1000
 _MAX_PATHS: Final = 64
 _MAX_SORT: Final = 8
 _CURSOR_FORMAT: Final = 1
-_MISSING: Final[Any] = object()
+MISSING: Final[Any] = object()
 _RANK_MISSING, _RANK_NULL, _RANK_BOOL, _RANK_NUMBER, _RANK_STRING, _RANK_ARRAY, _RANK_OBJECT = range(7)
 
 #: A compiled filter: true when a document matches.
@@ -143,7 +145,7 @@ def _rank(value: Any) -> int:
         return _RANK_ARRAY
     if kind is dict:
         return _RANK_OBJECT
-    if value is _MISSING:
+    if value is MISSING:
         return _RANK_MISSING
     raise QueryError(f"{kind.__name__} is not a JSON value")
 
@@ -191,21 +193,21 @@ def _split_path(path: Any) -> tuple[str, tuple[str, ...]]:
     return root, tuple(rest)
 
 
-def _descend(current: Any, segments: tuple[str, ...]) -> Any:
-    """The value at `segments` below `current`, or the missing marker."""
+def descend(current: Any, segments: tuple[str, ...]) -> Any:
+    """The value at `segments` below `current` (dots into objects, digits into arrays), or `MISSING`."""
     for segment in segments:
         kind = type(current)
         if kind is dict:
-            current = current.get(segment, _MISSING)
-            if current is _MISSING:
-                return _MISSING
+            current = current.get(segment, MISSING)
+            if current is MISSING:
+                return MISSING
         elif kind is list and segment.isdigit():
             index = int(segment)
             if index >= len(current):
-                return _MISSING
+                return MISSING
             current = current[index]
         else:
-            return _MISSING
+            return MISSING
     return current
 
 
@@ -220,10 +222,10 @@ def compile_path(path: str) -> Callable[[Document], Any]:
 
         def read_member(document: Document) -> Any:
             found = read_root(document)
-            return found.get(segment, _MISSING) if type(found) is dict else _MISSING
+            return found.get(segment, MISSING) if type(found) is dict else MISSING
 
         return read_member
-    return lambda document: _descend(read_root(document), rest)
+    return lambda document: descend(read_root(document), rest)
 
 
 # -- filters --------------------------------------------------------------------------------------
@@ -327,7 +329,7 @@ def _exists(getter: _Getter, operand: Any, where: str) -> Predicate:
     """`$exists`: the field is present (true) or missing (false)."""
     if type(operand) is not bool:
         raise QueryError(f"{where} takes true or false, not {operand!r}")
-    return lambda document: (getter(document) is not _MISSING) is operand
+    return lambda document: (getter(document) is not MISSING) is operand
 
 
 def _prefix(getter: _Getter, operand: Any, where: str) -> Predicate:
@@ -476,7 +478,7 @@ def _encode_cursor(sort: _SortSpec, values: Sequence[Any], key: str) -> str:
         "f": _CURSOR_FORMAT,
         "k": key,
         "s": [list(item) for item in sort],
-        "v": [[0] if value is _MISSING else [1, value] for value in values],
+        "v": [[0] if value is MISSING else [1, value] for value in values],
     }
     raw = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
@@ -499,7 +501,7 @@ def _decode_cursor(cursor: str) -> tuple[_SortSpec, tuple[Any, ...], str]:
     decoded = []
     for value in values:
         if value == [0]:
-            decoded.append(_MISSING)
+            decoded.append(MISSING)
         elif isinstance(value, list) and len(value) == 2 and value[0] == 1:
             decoded.append(value[1])
         else:
@@ -566,8 +568,8 @@ def _project(document: Document, paths: tuple[tuple[str, tuple[str, ...]], ...])
     """The projected form of `document`: nested objects rebuilt for nested paths, missing ones left out."""
     out: dict[str, Any] = {}
     for root, rest in paths:
-        found = _descend(getattr(document, root), rest)
-        if found is _MISSING:
+        found = descend(getattr(document, root), rest)
+        if found is MISSING:
             continue
         if not rest:
             out[root] = found

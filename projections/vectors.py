@@ -69,6 +69,7 @@ from commands import CollectionCreate, CommandError, VectorDelete, VectorUpsert,
 from commands.limits import MAX_K
 from projections.model import ApplyContext, ReadModel
 from projections.outcome import Rejected
+from projections.query_dsl import MISSING, descend
 
 __all__ = [
     "MAX_NORM",
@@ -161,7 +162,6 @@ class CollectionInfo:
 
 # -- JSON values: equality keys, paths ----------------------------------------------------------------
 
-_MISSING: Final[Any] = object()
 _R_NULL, _R_BOOL, _R_NUMBER, _R_STRING, _R_ARRAY, _R_OBJECT = range(1, 7)
 _MIN_INT: Final = -(2**63)
 _MAX_UINT: Final = 2**64 - 1
@@ -193,25 +193,6 @@ def _json_key(value: Any) -> _JsonKey:
                 raise FilterError(f"JSON object keys must be strings, not {name!r}")
         return (_R_OBJECT, tuple((name, _json_key(value[name])) for name in sorted(value)))
     raise FilterError(f"{kind.__name__} is not a JSON value")
-
-
-def _descend(document: Any, segments: tuple[str, ...]) -> Any:
-    """The value at `segments` inside `document` (dots into objects, digits into arrays), or `_MISSING`."""
-    current = document
-    for segment in segments:
-        kind = type(current)
-        if kind is dict:
-            current = current.get(segment, _MISSING)
-            if current is _MISSING:
-                return _MISSING
-        elif kind is list and segment.isdigit():
-            index = int(segment)
-            if index >= len(current):
-                return _MISSING
-            current = current[index]
-        else:
-            return _MISSING
-    return current
 
 
 def _is_exact_float(value: int | float) -> bool:
@@ -284,8 +265,8 @@ class _Column:
 
     def put(self, slot: int, document: dict[str, Any] | None) -> None:
         """Index the value of this path in `document` at `slot` (which must be empty)."""
-        value = _MISSING if document is None else _descend(document, self.segments)
-        if value is _MISSING:
+        value = MISSING if document is None else descend(document, self.segments)
+        if value is MISSING:
             return
         self.codes[slot] = self._intern(_json_key(value))
         kind = type(value)
