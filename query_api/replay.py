@@ -534,21 +534,14 @@ class _Core:
 # -- recorders ------------------------------------------------------------------------------------
 
 
-class Recorder:
-    """Async recorder of one run: record mode logs every step; replay mode serves them from the cassette."""
+class _RecorderBase:
+    """What both recorders share: the run, the mode and the step counter (in `_Core`)."""
 
     def __init__(
-        self,
-        client: AsyncAgentlogClient | AgentlogClient | None,
-        run_id: str,
-        mode: Mode = "record",
-        cassette: Cassette | None = None,
-        *,
-        branch: str | None = None,
+        self, run_id: str, mode: Mode, cassette: Cassette | None, branch: str | None, has_client: bool
     ) -> None:
-        if mode == "record" and client is None:
+        if mode == "record" and not has_client:
             raise ValueError("record mode needs a client")
-        self.client = client
         self._core = _Core(run_id, mode, cassette, branch)
 
     @property
@@ -565,6 +558,22 @@ class Recorder:
     def steps(self) -> int:
         """Steps issued so far."""
         return self._core.step
+
+
+class Recorder(_RecorderBase):
+    """Async recorder of one run: record mode logs every step; replay mode serves them from the cassette."""
+
+    def __init__(
+        self,
+        client: AsyncAgentlogClient | AgentlogClient | None,
+        run_id: str,
+        mode: Mode = "record",
+        cassette: Cassette | None = None,
+        *,
+        branch: str | None = None,
+    ) -> None:
+        super().__init__(run_id, mode, cassette, branch, client is not None)
+        self.client = client
 
     async def _send(self, call: Call[WriteResult]) -> WriteResult:
         """Send a write with the async client, or the sync one in a thread."""
@@ -629,7 +638,7 @@ class Recorder:
         return self._core.finish()
 
 
-class SyncRecorder:
+class SyncRecorder(_RecorderBase):
     """Synchronous recorder of one run, for synchronous agents and `AgentlogClient` (same steps as `Recorder`)."""
 
     def __init__(
@@ -641,25 +650,8 @@ class SyncRecorder:
         *,
         branch: str | None = None,
     ) -> None:
-        if mode == "record" and client is None:
-            raise ValueError("record mode needs a client")
+        super().__init__(run_id, mode, cassette, branch, client is not None)
         self.client = client
-        self._core = _Core(run_id, mode, cassette, branch)
-
-    @property
-    def run_id(self) -> str:
-        """The run this recorder records or replays."""
-        return self._core.run_id
-
-    @property
-    def mode(self) -> Mode:
-        """`record` or `replay`."""
-        return self._core.mode
-
-    @property
-    def steps(self) -> int:
-        """Steps issued so far."""
-        return self._core.step
 
     def _drive(self, op: _Op[T]) -> T:
         """Run an op's effects: call `fn` and send writes, synchronously."""
