@@ -11,7 +11,7 @@ Run it by hand (never in CI) from the repository root, with the project's enviro
 Redis needs `redis-server` on PATH (`apt-get update && apt-get install -y redis-server`) and redis-py;
 `--no-redis` leaves it out.
 
-The node is `python -m query_api.cli serve` (what `agentlog serve` runs: uvicorn, one worker process)
+The node is `python -m query_api.cli.main serve` (what `agentlog serve` runs: uvicorn, one worker process)
 in a subprocess on a free loopback port, with the embedded log under fsync=always in a temporary
 directory under `--dir` (default: the current directory) and otherwise default settings (8 partitions,
 TTL sweeper, snapshots every 100,000 commands); AGENTLOG_* variables are not passed on. `--keys` keys
@@ -197,7 +197,7 @@ async def measure_with_cpu(
 
 
 class NodeProcess:
-    """`python -m query_api.cli serve` on a free loopback port with its data in `data_dir`."""
+    """`python -m query_api.cli.main serve` on a free loopback port with its data in `data_dir`."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
@@ -212,7 +212,7 @@ class NodeProcess:
         return [
             sys.executable,
             "-m",
-            "query_api.cli",
+            "query_api.cli.main",
             "serve",
             "--host",
             "127.0.0.1",

@@ -56,7 +56,7 @@ import _common
 from commands import Caller, CommandProducer, Envelope, KvPut, encode_message, partition_of, stamp
 from eventlog.base import EventLog
 from eventlog.url import open_log
-from query_api.node import Node
+from query_api.node.node import Node
 from query_api.settings import Settings
 
 SCRIPT = Path(__file__).resolve()

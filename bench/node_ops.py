@@ -59,7 +59,7 @@ import _common
 
 from commands import Caller, Envelope, KvBatchPut, KvItem, KvPut, StateCas, stamp
 from commands.limits import MAX_BATCH_COMMANDS
-from query_api.node import Node
+from query_api.node.node import Node
 from query_api.settings import Settings
 
 if TYPE_CHECKING:

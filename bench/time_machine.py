@@ -96,6 +96,8 @@ from typing import Any
 import _common
 import rebuild as rebuild_bench  # bench/rebuild.py: build_log, tail_cut, Stopwatch (and the repository on sys.path)
 
+from agentlog import AsyncAgentlogClient, AsyncEmbeddedAgentlog
+from agentlog.replay import Cassette, Recorder, fetch_cassette, record_run, replay_run
 from commands import Envelope
 from eventlog.file import Disk, FileLog
 from eventlog.records import Record
@@ -108,9 +110,7 @@ from projections.outcome import Rejected
 from projections.records import RecordsModel
 from projections.runs import RunsModel
 from projections.snapshot import SNAPSHOTS_KEPT, SnapshotInfo, list_snapshots, load_snapshot, write_snapshot
-from query_api.auth import DEFAULT_TENANT
-from query_api.replay import Cassette, Recorder, fetch_cassette, record_run, replay_run
-from query_api.sdk import AsyncAgentlogClient, AsyncEmbeddedAgentlog
+from query_api.http.auth import DEFAULT_TENANT
 from query_api.settings import Settings
 
 REPOSITORY = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from eventlog.base import EventLog
 from eventlog.records import Record
 from eventlog.url import open_log
 from projections.processors import FoldProcessors
-from query_api.node import open_topic
+from query_api.node.node import open_topic
 from query_api.settings import Settings
 
 __all__ = ["WorkerError", "WorkerRuntime", "create_app", "faust_record", "kafka_servers", "run_worker"]

@@ -15,7 +15,7 @@ import click
 import pytest
 
 from infra.kafka.launcher import kafka_version
-from query_api.cli import main
+from query_api.cli.main import main
 from query_api.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -100,7 +100,7 @@ class NodeProcess:
         command = [
             sys.executable,
             "-m",
-            "query_api.cli",
+            "query_api.cli.main",
             "serve",
             "--log",
             f"kafka://{self.servers}",

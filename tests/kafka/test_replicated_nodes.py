@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from eventlog.kafka import KafkaLog
-from query_api.node import open_topic
+from query_api.node.node import open_topic
 from tests.kafka.support import (
     PARTITIONS,
     NodeProcess,

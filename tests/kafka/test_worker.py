@@ -152,7 +152,7 @@ def worker_process(servers: str, topic: str, group: str, work_dir: Path) -> Iter
     command = [
         sys.executable,
         "-m",
-        "query_api.cli",
+        "query_api.cli.main",
         "worker",
         "--log",
         f"kafka://{servers}",

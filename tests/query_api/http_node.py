@@ -22,7 +22,7 @@ import httpx
 import pytest
 import uvicorn
 
-from query_api.app import create_app
+from query_api.http.app import create_app
 from query_api.settings import Settings
 
 __all__ = [

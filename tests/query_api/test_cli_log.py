@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from eventlog.file import FileLog
 from eventlog.records import Message
-from query_api.cli import main
+from query_api.cli.main import main
 
 
 def make_log(root: Path, segments: int = 1) -> None:

@@ -17,8 +17,8 @@ from commands import CommandProducer
 from eventlog.file import FileLog
 from projections.snapshot import write_snapshot
 from projections.timetravel import rebuild
-from query_api.cli import main
-from query_api.cli_timemachine import compare_digests
+from query_api.cli.main import main
+from query_api.cli.timemachine import compare_digests
 from tests.projections.workload import random_workload
 from tests.query_api.http_node import file_settings, serve
 

@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from query_api.cli_verbs import register
+from query_api.cli.verbs import register
 from tests.query_api.http_node import memory_settings, serve
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from query_api.branches import AS_OF_STATES, BranchError, parse_as_of
-from query_api.sdk import AgentlogClient, AsyncEmbeddedAgentlog, EmbeddedAgentlog, NotFoundError
+from agentlog import AgentlogClient, AsyncEmbeddedAgentlog, EmbeddedAgentlog, NotFoundError
+from query_api.node.branches import AS_OF_STATES, BranchError, parse_as_of
 from query_api.settings import Settings
 from tests.query_api.http_node import HttpNode, assert_problem, memory_settings
 

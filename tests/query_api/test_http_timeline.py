@@ -10,9 +10,9 @@ import httpx
 import orjson
 from click.testing import CliRunner
 
-from query_api.cli import main
-from query_api.replay import SyncRecorder, record_run_sync, step_id
-from query_api.sdk import AgentlogClient
+from agentlog import AgentlogClient
+from agentlog.replay import SyncRecorder, record_run_sync, step_id
+from query_api.cli.main import main
 from tests.query_api.http_node import HttpNode, assert_problem, file_settings, serve
 
 pytest_plugins = ("tests.query_api.http_node",)

@@ -28,7 +28,7 @@ def free_port() -> int:
 def start_node(data: Path, port: int) -> subprocess.Popen[bytes]:
     """`agentlog serve` on the embedded log in `data`, waiting until /health answers."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "query_api.cli", "serve", "--data", str(data), "--port", str(port)],
+        [sys.executable, "-m", "query_api.cli.main", "serve", "--data", str(data), "--port", str(port)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -10,7 +10,7 @@ from eventlog.memory import MemoryLog
 from projections.catalog import new_state
 from projections.engine import Engine
 from projections.records import RecordsModel
-from query_api.node import Node
+from query_api.node.node import Node
 from query_api.settings import Settings
 
 pytestmark = pytest.mark.anyio

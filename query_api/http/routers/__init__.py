@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from query_api.routers import branches, coordination, kv, runs, system, timeline, vectors
+from query_api.http.routers import branches, coordination, kv, runs, system, timeline, vectors
 
 __all__ = ["ROUTERS"]
 

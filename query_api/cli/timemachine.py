@@ -21,6 +21,8 @@ from typing import Any, Final
 
 import click
 
+from agentlog.client import AgentlogClient
+from agentlog.errors import AgentlogError
 from eventlog.base import EventLog
 from eventlog.errors import LogError
 from eventlog.file import FileLog
@@ -28,10 +30,8 @@ from eventlog.url import open_log
 from projections.cut import CutError, parse_token
 from projections.engine import EngineState
 from projections.timetravel import ProgressCallback, TimeTravelError, cut_at_time, rebuild
-from query_api.branches import BRANCH_TOPIC_PREFIX, MAIN, BranchError, cut_token, parse_as_of
-from query_api.cli_verbs import DEFAULT_URL, _echo_json, _with_client
-from query_api.sdk.client import AgentlogClient
-from query_api.sdk.errors import AgentlogError
+from query_api.cli.verbs import DEFAULT_URL, _echo_json, _with_client
+from query_api.node.branches import BRANCH_TOPIC_PREFIX, MAIN, BranchError, cut_token, parse_as_of
 
 __all__ = ["branch", "compare_digests", "register", "replay", "verify"]
 

@@ -27,8 +27,8 @@ from urllib.parse import quote
 
 import orjson
 
-from query_api.sdk.errors import AgentlogError, InvalidRequestError, error_from_problem
-from query_api.sdk.models import (
+from agentlog.errors import AgentlogError, InvalidRequestError, error_from_problem
+from agentlog.models import (
     Branch,
     ChainCheck,
     Collection,

@@ -17,9 +17,9 @@ from typing import Any, Final, cast
 
 import click
 
-from query_api.sdk.client import AgentlogClient
-from query_api.sdk.errors import AgentlogError
-from query_api.sdk.models import RunStatus
+from agentlog.client import AgentlogClient
+from agentlog.errors import AgentlogError
+from agentlog.models import RunStatus
 
 __all__ = ["events", "kv", "register", "runs"]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from query_api.sdk.client import AgentlogClient
+from agentlog.client import AgentlogClient
 
 __all__ = ["DataStore"]
 

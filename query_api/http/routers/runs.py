@@ -13,9 +13,9 @@ from commands.fields import Id, JsonData, Key, Metadata, NonNegative, Positive
 from commands.runs import RunStatus, TraceKind
 from projections.runs import RunsModel
 from projections.traces import TraceNode, TracesModel
-from query_api.bodies import CommandOptions
-from query_api.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
-from query_api.problems import ApiProblem
+from query_api.http.bodies import CommandOptions
+from query_api.http.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
+from query_api.http.problems import ApiProblem
 
 __all__ = ["router"]
 

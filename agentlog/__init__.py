@@ -1,6 +1,6 @@
 """The agentlog Python SDK: sync and async clients over HTTP, an embedded in-process node, seed 002's `DataStore`.
 
-    from query_api.sdk import connect, DataStore
+    from agentlog import connect, DataStore
 
     with connect("http://127.0.0.1:8000", tenant="acme", agent_id="planner") as client:
         run = client.begin_run(name="plan").result["run_id"]
@@ -11,14 +11,14 @@
     with connect("embedded://./agentlog-data") as client:   # the node runs in this process
         ...
 
-Errors are typed (`ConflictError`, `NotFoundError`, ...; see `query_api.sdk.errors`).
+Errors are typed (`ConflictError`, `NotFoundError`, ...; see `agentlog.errors`).
 """
 
-from query_api.sdk.aclient import AsyncAgentlogClient
-from query_api.sdk.client import AgentlogClient
-from query_api.sdk.data_store import DataStore
-from query_api.sdk.embedded import AsyncEmbeddedAgentlog, EmbeddedAgentlog, aconnect, connect, embedded_settings
-from query_api.sdk.errors import (
+from agentlog.aclient import AsyncAgentlogClient
+from agentlog.client import AgentlogClient
+from agentlog.data_store import DataStore
+from agentlog.embedded import AsyncEmbeddedAgentlog, EmbeddedAgentlog, aconnect, connect, embedded_settings
+from agentlog.errors import (
     AgentlogError,
     AuthError,
     ConflictError,
@@ -27,7 +27,7 @@ from query_api.sdk.errors import (
     TransportError,
     UnavailableError,
 )
-from query_api.sdk.models import (
+from agentlog.models import (
     Branch,
     ChainCheck,
     Collection,

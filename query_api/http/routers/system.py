@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from projections.snapshot import list_snapshots
-from query_api.branches import MAIN
-from query_api.deps import BranchQuery, NodeDep
+from query_api.http.deps import BranchQuery, NodeDep
+from query_api.node.branches import MAIN
 
 __all__ = ["router"]
 

@@ -1,7 +1,7 @@
 """Branches (DESIGN §5): make one from main or another branch at a cut, a log time or a run's event; fork a run.
 
 A branch is a zero-copy topic that reads its parent below the fork cut and then its own records;
-every other endpoint takes `?branch=NAME` to read or write it (see `query_api.branches`).
+every other endpoint takes `?branch=NAME` to read or write it (see `query_api.node.branches`).
 `POST /v1/runs/{run_id}/fork` is the run-shaped shortcut: it makes a branch at the cut just after
 event `at_seq` of the run, where the run goes on under the same run id (its later events, and its
 end, stay on the source branch only). With `new_run_id`, the fork also begins that run on the new
@@ -20,9 +20,9 @@ from commands import RunBegin, new_id
 from commands.fields import Id, Positive
 from projections.cut import parse_token
 from projections.timetravel import cut_at_time
-from query_api.branches import MAIN, MAX_BRANCH_NAME_CHARS, Branch, cut_token
-from query_api.deps import BranchQuery, CallerDep, NodeDep, TokenQuery, View, WaitQuery, execute
-from query_api.node import Node
+from query_api.http.deps import BranchQuery, CallerDep, NodeDep, TokenQuery, View, WaitQuery, execute
+from query_api.node.branches import MAIN, MAX_BRANCH_NAME_CHARS, Branch, cut_token
+from query_api.node.node import Node
 
 __all__ = ["router"]
 

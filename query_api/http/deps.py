@@ -2,7 +2,7 @@
 
 Every read and write goes through a `View` (`ViewDep` for reads, `WriterDep` for writes): the
 `branch` query parameter (default `main`) picks the branch, and a read's `as_of` (a cut or a log
-time, see `query_api.branches`) picks a scratch state rebuilt to that cut, with the as-of time as
+time, see `query_api.node.branches`) picks a scratch state rebuilt to that cut, with the as-of time as
 the reader's clock. A write with `as_of` is refused (400 `as_of_on_write`).
 """
 
@@ -17,10 +17,10 @@ from commands import Caller, Command, Envelope, stamp
 from projections.engine import EngineState
 from projections.model import ReadModel
 from projections.records import RecordsModel
-from query_api.auth import ApiKeys, AuthError, resolve_caller
-from query_api.branches import MAIN, AsOf, Branch
-from query_api.node import Node, WriteResult
-from query_api.problems import ApiProblem, rejection_problem
+from query_api.http.auth import ApiKeys, AuthError, resolve_caller
+from query_api.http.problems import ApiProblem, rejection_problem
+from query_api.node.branches import MAIN, AsOf, Branch
+from query_api.node.node import Node, WriteResult
 from query_api.settings import Settings
 
 __all__ = [

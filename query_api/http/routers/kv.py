@@ -14,9 +14,9 @@ from commands.limits import MAX_BATCH_COMMANDS
 from projections.query_dsl import Query as RecordQuery
 from projections.query_dsl import QueryError
 from projections.records import RecordView
-from query_api.bodies import WriteOptions
-from query_api.deps import CallerDep, TokenQuery, ViewDep, WaitQuery, WriterDep, execute
-from query_api.problems import ApiProblem
+from query_api.http.bodies import WriteOptions
+from query_api.http.deps import CallerDep, TokenQuery, ViewDep, WaitQuery, WriterDep, execute
+from query_api.http.problems import ApiProblem
 
 __all__ = ["router"]
 

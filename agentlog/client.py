@@ -9,9 +9,9 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import httpx
 
-from query_api.sdk import _calls as calls
-from query_api.sdk._calls import Call, Session
-from query_api.sdk.errors import TransportError
+from agentlog import _calls as calls
+from agentlog._calls import Call, Session
+from agentlog.errors import TransportError
 
 __all__ = ["AgentlogClient"]
 

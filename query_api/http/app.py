@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from query_api.auth import ApiKeys
-from query_api.node import Node
-from query_api.problems import install_problem_handlers
-from query_api.routers import ROUTERS
+from query_api.http.auth import ApiKeys
+from query_api.http.problems import install_problem_handlers
+from query_api.http.routers import ROUTERS
+from query_api.node.node import Node
 from query_api.settings import Settings
 
 __all__ = ["create_app"]

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from query_api.replay import (
+from agentlog import AgentlogClient, AsyncAgentlogClient, ConflictError
+from agentlog.replay import (
     Cassette,
     RecordedError,
     Recorder,
@@ -22,7 +23,6 @@ from query_api.replay import (
     step_id,
     step_of,
 )
-from query_api.sdk import AgentlogClient, AsyncAgentlogClient, ConflictError
 from tests.query_api.http_node import HttpNode
 
 pytest_plugins = ("tests.query_api.http_node",)

@@ -23,15 +23,15 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import httpx
 
-from query_api.sdk._calls import Call
-from query_api.sdk.aclient import AsyncAgentlogClient
-from query_api.sdk.client import AgentlogClient
-from query_api.settings import Settings
+from agentlog._calls import Call
+from agentlog.aclient import AsyncAgentlogClient
+from agentlog.client import AgentlogClient
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from query_api.node import Node
+    from query_api.node.node import Node
+    from query_api.settings import Settings
 
 __all__ = ["AsyncEmbeddedAgentlog", "EmbeddedAgentlog", "aconnect", "connect", "embedded_settings"]
 
@@ -47,15 +47,24 @@ LIFECYCLE_TIMEOUT_S: Final = 120.0
 
 def embedded_settings(url: str) -> Settings:
     """Settings for `embedded://DIR` (a file-backed log in DIR) or `embedded://:memory:` (in memory)."""
+    from query_api.settings import Settings
+
     location = url.removeprefix(EMBEDDED_SCHEME)
     if location in ("", ":memory:"):
         return Settings.model_validate({"log": "memory://"})
     return Settings.model_validate({"log": f"file://{location}"})
 
 
+def _default_settings() -> Settings:
+    """The node's settings from `AGENTLOG_*` variables alone."""
+    from query_api.settings import Settings
+
+    return Settings.model_validate({})
+
+
 def _create_app(settings: Settings) -> FastAPI:
     """The node's app (imported here so that HTTP-only users of the SDK never load the server stack)."""
-    from query_api.app import create_app
+    from query_api.http.app import create_app
 
     return create_app(settings)
 
@@ -108,7 +117,7 @@ class AsyncEmbeddedAgentlog(AsyncAgentlogClient):
         api_key: str | None = None,
         timeout_s: float = 10,
     ) -> None:
-        self.settings = settings or Settings.model_validate({})
+        self.settings = settings or _default_settings()
         self.app = _create_app(self.settings)
         self._lifespan = _NodeLifespan(self.app)
         self._started = False
@@ -200,7 +209,7 @@ class EmbeddedAgentlog(AgentlogClient):
         api_key: str | None = None,
         timeout_s: float = 10,
     ) -> None:
-        self.settings = settings or Settings.model_validate({})
+        self.settings = settings or _default_settings()
         self.app = _create_app(self.settings)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="agentlog-embedded", daemon=True)

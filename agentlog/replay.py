@@ -54,15 +54,15 @@ from typing import Any, Final, Literal, TypeVar
 
 import orjson
 
+from agentlog import _calls as calls
+from agentlog._calls import Call, segment
+from agentlog.aclient import AsyncAgentlogClient
+from agentlog.client import AgentlogClient
+from agentlog.errors import AgentlogError, error_from_problem
+from agentlog.models import WriteResult
 from commands import EventAppend, KvPut, TraceRecord
 from commands.fields import CommandModel
 from commands.limits import MAX_ID_BYTES
-from query_api.sdk import _calls as calls
-from query_api.sdk._calls import Call, segment
-from query_api.sdk.aclient import AsyncAgentlogClient
-from query_api.sdk.client import AgentlogClient
-from query_api.sdk.errors import AgentlogError, error_from_problem
-from query_api.sdk.models import WriteResult
 
 __all__ = [
     "Cassette",
@@ -391,7 +391,7 @@ class _Core:
         """The recorded result of a write, or its recorded rejection raised as the SDK would."""
         outcome = entry.outcome or {"status": "applied", "result": {}}
         if outcome.get("status") == "rejected":
-            from query_api.problems import REJECTION_STATUS
+            from query_api.http.problems import REJECTION_STATUS
 
             reason = str(outcome.get("reason") or "invalid")
             body = {

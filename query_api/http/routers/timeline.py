@@ -9,7 +9,7 @@
   `GET /v1/diff?cut_a=&cut_b=`: kv records, state records and vectors added/changed/removed between
   the states at two cuts (tokens `p:o,...`, a partition a token omits cut at 0, or log times
   `t:<ms>`/ISO-8601 as for `as_of`; without `cut_b`, the live state). The states come from the
-  node's as-of cache (`query_api.branches`), rebuilt from the newest usable snapshot.
+  node's as-of cache (`query_api.node.branches`), rebuilt from the newest usable snapshot.
 - `GET /v1/log`: raw records as NDJSON (the `projections.export` line format), streamed: one
   partition and offsets (`partition`, `from`, `to`) or all partitions between two cut tokens. Only
   the caller's tenant's commands are included (undecodable records belong to no tenant). Past
@@ -37,10 +37,10 @@ from projections.diff import EventDiff, diff_cuts, diff_runs
 from projections.engine import EngineState
 from projections.export import dumps_line, export_lines, run_commands, run_event_lines
 from projections.runs import RunsModel, RunView
-from query_api.branches import MAIN, Branch, cut_token
-from query_api.deps import BranchQuery, CallerDep, NodeDep, TokenQuery, View, ViewDep, WaitQuery
-from query_api.node import Node
-from query_api.problems import ApiProblem
+from query_api.http.deps import BranchQuery, CallerDep, NodeDep, TokenQuery, View, ViewDep, WaitQuery
+from query_api.http.problems import ApiProblem
+from query_api.node.branches import MAIN, Branch, cut_token
+from query_api.node.node import Node
 
 __all__ = ["router"]
 

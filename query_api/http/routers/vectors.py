@@ -20,9 +20,9 @@ from projections.vectors import (
     VectorQueryError,
     VectorsModel,
 )
-from query_api.bodies import NamespacedWriteOptions
-from query_api.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
-from query_api.problems import ApiProblem
+from query_api.http.bodies import NamespacedWriteOptions
+from query_api.http.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
+from query_api.http.problems import ApiProblem
 
 __all__ = ["router"]
 

@@ -14,8 +14,8 @@ from commands import CommandError, from_validation_errors
 from eventlog.errors import LimitExceededError, LogError, LogFailedError
 from projections.cut import CutError
 from projections.outcome import Outcome
-from query_api.branches import BranchError
-from query_api.node import NotApplied
+from query_api.node.branches import BranchError
+from query_api.node.node import NotApplied
 
 __all__ = ["ApiProblem", "install_problem_handlers", "problem_response", "rejection_problem"]
 

@@ -13,9 +13,9 @@ import click
 from eventlog.errors import LogError
 from eventlog.file import FileLog, verify_directory
 from eventlog.records import Record
-from query_api.cli_replay import register as register_replay
-from query_api.cli_timemachine import register as register_timemachine
-from query_api.cli_verbs import register
+from query_api.cli.replay import register as register_replay
+from query_api.cli.timemachine import register as register_timemachine
+from query_api.cli.verbs import register
 
 __all__ = ["main"]
 
@@ -72,7 +72,7 @@ def serve(
     """Run a node: the embedded log in ./agentlog-data unless told otherwise."""
     import uvicorn
 
-    from query_api.app import create_app
+    from query_api.http.app import create_app
     from query_api.settings import Settings
 
     overrides: dict[str, object] = {

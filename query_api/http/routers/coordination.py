@@ -23,9 +23,9 @@ from commands import (
 from commands.fields import Id, JsonData, Key, Namespace, NonNegative, Positive, TtlSeconds
 from commands.limits import DEFAULT_NAMESPACE, MAX_BATCH_COMMANDS
 from projections.state import StateModel
-from query_api.bodies import NamespacedWriteOptions
-from query_api.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
-from query_api.problems import ApiProblem
+from query_api.http.bodies import NamespacedWriteOptions
+from query_api.http.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
+from query_api.http.problems import ApiProblem
 
 __all__ = ["router"]
 

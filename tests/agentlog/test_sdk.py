@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
-from query_api import sdk
-from query_api.sdk import (
+import agentlog as sdk
+from agentlog import (
     AgentlogClient,
     AgentlogError,
     AsyncAgentlogClient,
@@ -33,9 +33,9 @@ from query_api.sdk import (
     aconnect,
     connect,
 )
-from query_api.sdk import data_store as data_store_module
-from query_api.sdk._calls import Session, segment
-from query_api.sdk.errors import error_from_problem
+from agentlog import data_store as data_store_module
+from agentlog._calls import Session, segment
+from agentlog.errors import error_from_problem
 from tests.query_api.http_node import memory_settings, serve
 
 #: How long a read waits for a token the node has not applied (kept short: the test wants the 504).

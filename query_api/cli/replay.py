@@ -3,7 +3,7 @@
 - `agentlog cassette RUN` prints the run's recorded commands; `agentlog harness RUN --agent
   module:function` replays that agent against the recording (an `async def` agent gets a
   `Recorder`, a plain one a `SyncRecorder`), prints the report and exits 1 at a divergence.
-  (`agentlog replay` is the offline rebuild to a cut, in `query_api.cli_timemachine`.)
+  (`agentlog replay` is the offline rebuild to a cut, in `query_api.cli.timemachine`.)
 - `agentlog diff --run-a A --run-b B` / `--cut-a CUT [--cut-b CUT]` prints `GET /v1/diff`.
 - `agentlog export SOURCE|--url URL [--from CUT] [--to CUT] [--format jsonl|parquet] [-o FILE]`:
   SOURCE is a data directory (opened read-only, so it works beside a running node) or a log URL;
@@ -27,14 +27,14 @@ from typing import Any, BinaryIO, Final
 import click
 import httpx
 
+from agentlog._calls import Call
+from agentlog.client import AgentlogClient
+from agentlog.replay import CASSETTE_LIMIT, cassette_call, fetch_cassette_sync, replay_run, replay_run_sync
 from eventlog.base import EventLog
 from eventlog.errors import LogError
 from projections.cut import CutError, parse_token
 from projections.export import ExportError, export_lines, import_to_directory, write_parquet
-from query_api.cli_verbs import _echo_json, _with_client
-from query_api.replay import CASSETTE_LIMIT, cassette_call, fetch_cassette_sync, replay_run, replay_run_sync
-from query_api.sdk._calls import Call
-from query_api.sdk.client import AgentlogClient
+from query_api.cli.verbs import _echo_json, _with_client
 
 __all__ = ["cassette", "diff", "export", "harness", "import_log", "register"]
 
@@ -87,7 +87,7 @@ def cassette(client: AgentlogClient, run_id: str, branch: str | None) -> None:
 def harness(client: AgentlogClient, run_id: str, agent_target: str, branch: str | None, as_json: bool) -> None:
     """Replay --agent against RUN's recording (no tool or model is called); exit 1 at the first divergence.
 
-    An `async def` agent gets a `Recorder`, a plain function a `SyncRecorder` (see `query_api.replay`).
+    An `async def` agent gets a `Recorder`, a plain function a `SyncRecorder` (see `agentlog.replay`).
     """
     agent = _load_agent(agent_target)
     if inspect.iscoroutinefunction(agent):

@@ -1,0 +1,1 @@
+"""The `agentlog` command line: `main` and the verbs it registers."""

@@ -1,0 +1,1 @@
+"""The HTTP surface: `create_app`, the routers, dependencies, auth and problem details."""
