@@ -15,11 +15,13 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     model_serializer,
 )
 from pydantic_core import PydanticCustomError
@@ -32,6 +34,7 @@ __all__ = [
     "CommandModel",
     "Id",
     "JsonData",
+    "JsonInt",
     "Key",
     "Metadata",
     "Namespace",
@@ -115,7 +118,20 @@ JsonData = Annotated[Any, AfterValidator(_json_validator)]
 #: A JSON object of metadata.
 Metadata = Annotated[dict[str, Any], AfterValidator(_json_validator)]
 #: A kv key, state or lock name, or vector id (see `commands.limits`).
-Key = Annotated[str, _pydantic(limits.check_key, "key")]
+Key = Annotated[
+    str,
+    _pydantic(limits.check_key, "key"),
+    # JSON Schema counts characters, not UTF-8 bytes: the byte limit is the named one, checked above.
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": limits.MAX_KEY_BYTES,
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]+$",
+            "description": f"Non-empty, at most {limits.MAX_KEY_BYTES} UTF-8 bytes, no control characters",
+        }
+    ),
+]
 
 def _native_name(alphabet: str, max_length: int) -> StringConstraints:
     """`[alphabet]+` but not `.` or `..`, checked by pydantic-core's own regex engine (no Python call).
@@ -132,12 +148,23 @@ def _native_name(alphabet: str, max_length: int) -> StringConstraints:
 Namespace = Annotated[str, _native_name("A-Za-z0-9._:-", limits.MAX_NAMESPACE_BYTES)]
 #: An id: tenant, run, thread, agent, tool, trace, event, holder, collection or command id.
 Id = Annotated[str, _native_name("A-Za-z0-9._:@-", limits.MAX_ID_BYTES)]
+
+
+def _integral(value: object) -> object:
+    """A JSON number with no fraction (`3.0`) as the integer it is; JSON does not tell `3` from `3.0`."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= limits.MAX_INT:
+        return int(value)
+    return value
+
+
+#: An integer as JSON writes it: `3` or `3.0` (strict otherwise: no strings, no bools, no fractions).
+JsonInt = Annotated[int, BeforeValidator(_integral)]
 #: A version or sequence number where 0 means "none yet".
-NonNegative = Annotated[int, Field(ge=0, le=limits.MAX_INT)]
+NonNegative = Annotated[int, Field(ge=0, le=limits.MAX_INT), BeforeValidator(_integral)]
 #: A version, sequence number or fencing token that names something existing.
-Positive = Annotated[int, Field(ge=1, le=limits.MAX_INT)]
+Positive = Annotated[int, Field(ge=1, le=limits.MAX_INT), BeforeValidator(_integral)]
 #: A time to live in whole seconds.
-TtlSeconds = Annotated[int, Field(ge=1, le=limits.MAX_TTL_S)]
+TtlSeconds = Annotated[int, Field(ge=1, le=limits.MAX_TTL_S), BeforeValidator(_integral)]
 
 
 class CommandModel(BaseModel):

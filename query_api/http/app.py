@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from query_api.http.auth import ApiKeys
+from query_api.http.openapi import install_openapi
 from query_api.http.problems import install_problem_handlers
 from query_api.http.routers import ROUTERS
 from query_api.node.node import Node
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.api_keys = api_keys
     install_problem_handlers(app)
+    install_openapi(app)
     for router in ROUTERS:
         app.include_router(router)
     return app

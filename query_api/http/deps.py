@@ -18,12 +18,14 @@ from projections.engine import EngineState
 from projections.model import ReadModel
 from projections.records import RecordsModel
 from query_api.http.auth import ApiKeys, AuthError, resolve_caller
+from query_api.http.openapi import IDENTITY_PATTERN
 from query_api.http.problems import ApiProblem, rejection_problem
-from query_api.node.branches import MAIN, AsOf, Branch
+from query_api.node.branches import BRANCH_NAME_PATTERN, MAIN, AsOf, Branch
 from query_api.node.node import Node, WriteResult
 from query_api.settings import Settings
 
 __all__ = [
+    "QUERY_CUT_CHARS_MAX",
     "AsOfQuery",
     "BranchQuery",
     "CallerDep",
@@ -36,7 +38,7 @@ __all__ = [
     "execute",
 ]
 
-_IDENTITY = re.compile(r"[A-Za-z0-9._:@-]{1,256}")
+_IDENTITY = re.compile(IDENTITY_PATTERN)
 
 
 async def get_node(request: Request) -> Node:
@@ -66,22 +68,28 @@ async def get_caller(
 
 NodeDep = Annotated[Node, Depends(get_node)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+#: Longest `token` or `as_of` in a query string: the HTTP server refuses request heads over 16 KiB.
+QUERY_CUT_CHARS_MAX = 4_096
 TokenQuery = Annotated[
-    str | None, Query(description="Consistency token from a write: the read waits until the node has applied it")
+    str | None,
+    Query(
+        max_length=QUERY_CUT_CHARS_MAX,
+        description="Consistency token from a write: the read waits until the node has applied it",
+    ),
 ]
 WaitQuery = Annotated[int | None, Query(ge=0, le=60_000, description="Longest wait for the token, in ms")]
 BranchQuery = Annotated[
     str,
     Query(
         max_length=128,
-        pattern=r"^[A-Za-z0-9._-]+$",
+        pattern=BRANCH_NAME_PATTERN,
         description="The branch to read or write: `main` (default) or a branch made with `POST /v1/branches`",
     ),
 ]
 AsOfQuery = Annotated[
     str | None,
     Query(
-        max_length=16_384,
+        max_length=QUERY_CUT_CHARS_MAX,
         description="Read as of a cut (`0:12,3:40`, unnamed partitions 0) or a log time (`t:<ms>` or ISO-8601)",
     ),
 ]

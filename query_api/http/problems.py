@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -9,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from commands import CommandError, from_validation_errors
 from eventlog.errors import LimitExceededError, LogError, LogFailedError
@@ -47,11 +49,13 @@ class ApiProblem(Exception):
         self.extra = extra
 
 
-def problem_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+def problem_response(
+    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     """A problem+json response."""
     body = {"type": f"urn:agentlog:error:{code}", "title": code.replace("_", " "), "status": status, "detail": detail}
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def rejection_problem(outcome: Outcome, write: dict[str, Any]) -> ApiProblem:
@@ -60,6 +64,30 @@ def rejection_problem(outcome: Outcome, write: dict[str, Any]) -> ApiProblem:
     return ApiProblem(
         REJECTION_STATUS.get(reason, 409), reason, outcome.detail or reason, **outcome.result, write=write
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at the request's path (for `Allow` on a 405)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        route_methods = getattr(route, "methods", None)
+        if match is not Match.NONE and route_methods:
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
+def validation_status(errors: Sequence[Mapping[str, Any]]) -> int:
+    """413 when a request body exceeds one of the named limits the schema cannot say, else 422.
+
+    A value over a bound the OpenAPI document declares (`maxLength`, `maxItems`, `maximum`) is a
+    schema violation like any other (422); only our own size limits inside a body (a vector's
+    dimension, a value's bytes) are "content too large".
+    """
+    too_large = [item for item in errors if item.get("type") == "too_large"]
+    if too_large and all(tuple(item.get("loc", ()))[:1] == ("body",) for item in too_large):
+        return 413
+    return 422
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -77,20 +105,23 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _command_error(_: Request, error: CommandError) -> JSONResponse:
         return problem_response(error.status, error.code, error.detail)
 
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
-        converted = from_validation_errors(error.errors())
-        return problem_response(converted.status, converted.code, converted.detail)
-
     @app.exception_handler(PydanticValidationError)
     async def _pydantic(_: Request, error: PydanticValidationError) -> JSONResponse:
         converted = from_validation_errors(error.errors())
         return problem_response(converted.status, converted.code, converted.detail)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(error.status_code, "http_error")
-        return problem_response(error.status_code, code, str(error.detail))
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return problem_response(error.status_code, code, str(error.detail), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        converted = from_validation_errors(error.errors())
+        return problem_response(validation_status(error.errors()), converted.code, converted.detail)
 
     @app.exception_handler(NotApplied)
     async def _not_applied(_: Request, error: NotApplied) -> JSONResponse:

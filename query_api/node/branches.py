@@ -43,7 +43,7 @@ from eventlog.base import EventLog
 from eventlog.errors import InvalidRequestError, TopicExistsError, TopicInUseError, TopicNotFoundError
 from eventlog.partitioner import partition_for
 from eventlog.records import TopicInfo
-from projections.cut import CutError, parse_token
+from projections.cut import CutError, cut_pattern, parse_token, partition_pattern
 from projections.engine import Engine, EngineState
 from projections.runs import RunsModel
 from projections.timetravel import TimeTravelError, cut_at_time, find_command, log_time_at, rebuild
@@ -69,8 +69,28 @@ BRANCH_TOPIC_PREFIX: Final = "branch."
 MAX_BRANCH_NAME_CHARS: Final = 128
 #: Scratch states kept for reads as of a cut (each is a full copy of the models at that cut).
 AS_OF_STATES: Final = 4
-_BRANCH_NAME: Final = re.compile(r"[A-Za-z0-9._-]+")
+#: A branch name: `[A-Za-z0-9._-]+` but not `.` or `..` (excluded by alternation, so the pattern
+#: is exact in any regex dialect); at most `MAX_BRANCH_NAME_CHARS`.
+BRANCH_NAME_PATTERN: Final = r"^(?:[A-Za-z0-9_-][A-Za-z0-9._-]*|\.[A-Za-z0-9_-][A-Za-z0-9._-]*|\.\.[A-Za-z0-9._-]+)$"
+_BRANCH_NAME: Final = re.compile(BRANCH_NAME_PATTERN)
 _CUT_TEXT: Final = re.compile(r"\d+:\d+(?:,\d+:\d+)*")
+#: Every `as_of` the node takes: a cut, `t:<ms>`, or an ISO-8601 date or time (UTC unless an offset
+#: is given). The OpenAPI document publishes it; `parse_as_of` refuses what does not match.
+_AS_OF_TIME: Final = (
+    r"t:\d{1,15}"
+    r"|[1-9]\d{3}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"(?:T(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?)?"
+)
+
+
+def as_of_pattern(partitions: int | None = None) -> str:
+    """What `as_of` looks like; with `partitions`, a cut names only partitions the topic has."""
+    cut = cut_pattern() if partitions is None else cut_pattern(partition_pattern(partitions))
+    return rf"^(?:{cut}|{_AS_OF_TIME})$"
+
+
+AS_OF_PATTERN: Final = as_of_pattern()
+_AS_OF: Final = re.compile(AS_OF_PATTERN)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -128,9 +148,10 @@ def check_branch_name(name: str) -> str:
 
 def parse_as_of(text: str, partitions: int) -> list[int] | int:
     """An `as_of`: a cut (`0:12,3:40`, one offset per partition, unnamed ones 0) or a log time in ms."""
-    text = text.strip()
-    if not text:
-        raise BranchError(400, "bad_as_of", "as_of is empty: give a cut (0:12,3:40), t:<ms> or an ISO-8601 time")
+    if not _AS_OF.fullmatch(text):
+        raise BranchError(
+            400, "bad_as_of", f"as_of {text[:80]!r} is neither a cut (0:12,3:40), t:<ms> nor an ISO-8601 time"
+        )
     if text.startswith("t:"):
         digits = text[2:]
         if not digits.isdigit() or len(digits) > 18:

@@ -17,11 +17,11 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from commands import RunBegin, new_id
-from commands.fields import Id, Positive
+from commands.fields import Id, JsonInt, Positive
 from projections.cut import parse_token
 from projections.timetravel import cut_at_time
 from query_api.http.deps import BranchQuery, CallerDep, NodeDep, TokenQuery, View, WaitQuery, execute
-from query_api.node.branches import MAIN, MAX_BRANCH_NAME_CHARS, Branch, cut_token
+from query_api.node.branches import BRANCH_NAME_PATTERN, MAIN, MAX_BRANCH_NAME_CHARS, Branch, cut_token
 from query_api.node.node import Node
 
 __all__ = ["router"]
@@ -29,7 +29,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["branches"])
 
 #: What a branch name must match.
-BRANCH_NAME_PATTERN: Final = r"^[A-Za-z0-9._-]+$"
 BranchName = Annotated[str, Field(max_length=MAX_BRANCH_NAME_CHARS, pattern=BRANCH_NAME_PATTERN)]
 BranchPath = Annotated[str, Path(max_length=MAX_BRANCH_NAME_CHARS, pattern=BRANCH_NAME_PATTERN)]
 RunPath = Annotated[Id, Path(description="Run id")]
@@ -47,7 +46,7 @@ class AtTime(BaseModel):
     """Fork at a log time: every record the parent had stamped by `time_ms`."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
-    time_ms: int = Field(..., ge=0, le=2**62)
+    time_ms: JsonInt = Field(..., ge=0, le=2**62)
 
 
 class AtRunEvent(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from commands import KvBatchPut, KvClear, KvDelete, KvItem, KvPut, NamespaceConfig
-from commands.fields import Key, Namespace
+from commands.fields import Key, Namespace, NonNegative, TtlSeconds
 from commands.limits import MAX_BATCH_COMMANDS
 from projections.query_dsl import Query as RecordQuery
 from projections.query_dsl import QueryError
@@ -33,8 +33,8 @@ class RecordPut(WriteOptions):
 
     value: Any = Field(..., description="Any JSON value")
     metadata: dict[str, Any] | None = None
-    ttl_s: int | None = Field(None, ge=1, description="Expire this many seconds after the write (log time)")
-    if_version: int | None = Field(None, ge=0, description="Apply only if the current version is this (0: absent)")
+    ttl_s: TtlSeconds | None = Field(None, description="Expire this many seconds after the write (log time)")
+    if_version: NonNegative | None = Field(None, description="Apply only if the current version is this (0: absent)")
 
 
 class BatchGet(BaseModel):
@@ -54,7 +54,7 @@ class NamespacePut(WriteOptions):
     """Body of `PUT /v1/namespaces/{namespace}`: replaces the namespace's configuration."""
 
     json_schema: dict[str, Any] | None = None
-    default_ttl_s: int | None = Field(None, ge=1)
+    default_ttl_s: TtlSeconds | None = None
 
 
 def record_public(view: RecordView) -> dict[str, Any]:

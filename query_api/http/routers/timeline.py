@@ -37,9 +37,18 @@ from projections.diff import EventDiff, diff_cuts, diff_runs
 from projections.engine import EngineState
 from projections.export import dumps_line, export_lines, run_commands, run_event_lines
 from projections.runs import RunsModel, RunView
-from query_api.http.deps import BranchQuery, CallerDep, NodeDep, TokenQuery, View, ViewDep, WaitQuery
+from query_api.http.deps import (
+    QUERY_CUT_CHARS_MAX,
+    BranchQuery,
+    CallerDep,
+    NodeDep,
+    TokenQuery,
+    View,
+    ViewDep,
+    WaitQuery,
+)
 from query_api.http.problems import ApiProblem
-from query_api.node.branches import MAIN, Branch, cut_token
+from query_api.node.branches import BRANCH_NAME_PATTERN, MAIN, MAX_BRANCH_NAME_CHARS, Branch, cut_token
 from query_api.node.node import Node
 
 __all__ = ["router"]
@@ -57,7 +66,11 @@ DIFF_LIMIT_MAX: Final = 10_000
 LOG_LIMIT_MAX: Final = 10_000_000
 OtherBranchQuery = Annotated[
     str | None,
-    Query(max_length=128, pattern=r"^[A-Za-z0-9._-]+$", description="Branch of run_b / cut_b (default: `branch`)"),
+    Query(
+        max_length=MAX_BRANCH_NAME_CHARS,
+        pattern=BRANCH_NAME_PATTERN,
+        description="Branch of run_b / cut_b (default: `branch`)",
+    ),
 ]
 
 
@@ -237,8 +250,8 @@ async def diff(
     caller: CallerDep,
     run_a: Annotated[Id | None, Query(description="First run of a run diff")] = None,
     run_b: Annotated[Id | None, Query(description="Second run of a run diff")] = None,
-    cut_a: Annotated[str | None, Query(description="First cut: a token `p:o,...` or a log time `t:<ms>`")] = None,
-    cut_b: Annotated[str | None, Query(description="Second cut (default: the live state)")] = None,
+    cut_a: Annotated[str | None, Query(max_length=QUERY_CUT_CHARS_MAX, description="First cut: a token `p:o,...` or a log time `t:<ms>`")] = None,
+    cut_b: Annotated[str | None, Query(max_length=QUERY_CUT_CHARS_MAX, description="Second cut (default: the live state)")] = None,
     branch: BranchQuery = MAIN,
     branch_b: OtherBranchQuery = None,
     limit: Annotated[int, Query(ge=1, le=DIFF_LIMIT_MAX)] = 1_000,

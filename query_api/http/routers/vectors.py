@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from commands import CollectionCreate, VectorDelete, VectorUpsert
-from commands.fields import Id, Key, Metadata, Namespace
+from commands.fields import Id, JsonInt, Key, Metadata, Namespace
 from commands.limits import DEFAULT_NAMESPACE, MAX_K, MAX_VECTOR_DIMENSION
 from commands.vectors import Embedding, Metric
 from projections.vectors import (
@@ -38,7 +38,7 @@ Component = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 class CollectionPut(NamespacedWriteOptions):
     """Body of `PUT /v1/collections/{name}`: creating again with the same configuration is a no-op."""
 
-    dimension: int = Field(..., ge=1, le=MAX_VECTOR_DIMENSION)
+    dimension: JsonInt = Field(..., ge=1, le=MAX_VECTOR_DIMENSION)
     metric: Metric = "cosine"
 
 
@@ -55,7 +55,7 @@ class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     namespace: Namespace = DEFAULT_NAMESPACE
     vector: list[Component] = Field(..., min_length=1, max_length=MAX_VECTOR_DIMENSION)
-    k: int = Field(10, ge=1, le=MAX_K)
+    k: JsonInt = Field(10, ge=1, le=MAX_K)
     filter: dict[str, Any] | None = Field(None, description="Metadata filter: `$eq $ne $gt ... $and $or`")
     min_score: Component | None = Field(None, description="Keep hits scoring at least this (-distance for euclidean)")
     include_vectors: bool = False
