@@ -64,6 +64,10 @@ REPLAY_LIMIT_MAX: Final = 100_000
 DIFF_LIMIT_MAX: Final = 10_000
 #: Most records one `GET /v1/log` streams.
 LOG_LIMIT_MAX: Final = 10_000_000
+CutQuery = Annotated[
+    str | None,
+    Query(max_length=QUERY_CUT_CHARS_MAX, description="First cut: a token `p:o,...` or a log time `t:<ms>`"),
+]
 OtherBranchQuery = Annotated[
     str | None,
     Query(
@@ -250,8 +254,10 @@ async def diff(
     caller: CallerDep,
     run_a: Annotated[Id | None, Query(description="First run of a run diff")] = None,
     run_b: Annotated[Id | None, Query(description="Second run of a run diff")] = None,
-    cut_a: Annotated[str | None, Query(max_length=QUERY_CUT_CHARS_MAX, description="First cut: a token `p:o,...` or a log time `t:<ms>`")] = None,
-    cut_b: Annotated[str | None, Query(max_length=QUERY_CUT_CHARS_MAX, description="Second cut (default: the live state)")] = None,
+    cut_a: CutQuery = None,
+    cut_b: Annotated[
+        str | None, Query(max_length=QUERY_CUT_CHARS_MAX, description="Second cut (default: the live state)")
+    ] = None,
     branch: BranchQuery = MAIN,
     branch_b: OtherBranchQuery = None,
     limit: Annotated[int, Query(ge=1, le=DIFF_LIMIT_MAX)] = 1_000,
