@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,36 +90,44 @@ def run_block(block: Block, cwd: Path, port: int) -> subprocess.CompletedProcess
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
 
 
+@contextmanager
+def running_node(cwd: Path, port: int) -> Iterator[None]:
+    """`agentlog serve --data ./agentlog-data` in `cwd` on `port`, until the block ends."""
+    with (cwd / "node.log").open("wb") as node_log:
+        server = subprocess.Popen(
+            [str(BIN / "agentlog"), "serve", "--data", "./agentlog-data", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=cwd,
+            stdout=node_log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the node did not start: {(cwd / 'node.log').read_text()!r}")
+                time.sleep(0.05)
+            yield
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
 @pytest.fixture(scope="module")
 def readme_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
     """A scratch directory with a real node serving `./agentlog-data` in it, and the node's port."""
     cwd = tmp_path_factory.mktemp("readme")
     port = free_port()
-    node_log = (cwd / "node.log").open("wb")
-    server = subprocess.Popen(
-        [str(BIN / "agentlog"), "serve", "--data", "./agentlog-data", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=cwd,
-        stdout=node_log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                server.wait()
-                raise RuntimeError(f"the README's node did not start: {(cwd / 'node.log').read_text()!r}")
-            time.sleep(0.05)
+    with running_node(cwd, port):
         yield cwd, port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        node_log.close()
 
 
 README_BLOCKS = runnable(README.read_text())

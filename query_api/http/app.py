@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from query_api.http.auth import ApiKeys
 from query_api.http.openapi import install_openapi
-from query_api.http.problems import install_problem_handlers
+from query_api.http.problems import install_problem_handlers, route_methods
 from query_api.http.routers import ROUTERS
 from query_api.node.node import Node
 from query_api.settings import Settings
@@ -42,4 +42,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.state.route_methods = route_methods(ROUTERS)
     return app

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from commands import CommandError, from_validation_errors
 from eventlog.errors import LimitExceededError, LogError, LogFailedError
 from projections.cut import CutError
 from projections.outcome import Outcome
 from query_api.node.branches import BranchError
-from query_api.node.node import NotApplied
+from query_api.node.node import NotApplied, TokenAhead
 
-__all__ = ["ApiProblem", "install_problem_handlers", "problem_response", "rejection_problem"]
+__all__ = ["ApiProblem", "install_problem_handlers", "problem_response", "rejection_problem", "route_methods"]
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -66,15 +67,29 @@ def rejection_problem(outcome: Outcome, write: dict[str, Any]) -> ApiProblem:
     )
 
 
+RouteTable = list[tuple[re.Pattern[str], int, frozenset[str]]]
+
+
+def route_methods(routers: Iterable[APIRouter]) -> RouteTable:
+    """Each route's path pattern, specificity (literal characters) and methods, for `allowed_methods`."""
+    return [
+        (route.path_regex, len(re.sub(r"\{[^}]*\}", "", route.path)), frozenset(route.methods or ()))
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    ]
+
+
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app answers at the request's path (for `Allow` on a 405)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        route_methods = getattr(route, "methods", None)
-        if match is not Match.NONE and route_methods:
-            methods |= set(route_methods)
-    return sorted(methods)
+    """The methods of the resource at the request's path (for `Allow` on a 405).
+
+    Where templates overlap (`/v1/kv/{namespace}/batch-get` and `/v1/kv/{namespace}/{key}`), the
+    resource is the most specific template's, as the OpenAPI document describes it.
+    """
+    table: RouteTable = request.app.state.route_methods
+    matches = [(specificity, methods) for pattern, specificity, methods in table if pattern.match(request.url.path)]
+    best = max((specificity for specificity, _ in matches), default=0)
+    return sorted({method for specificity, methods in matches if specificity == best for method in methods})
 
 
 def validation_status(errors: Sequence[Mapping[str, Any]]) -> int:
@@ -126,6 +141,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotApplied)
     async def _not_applied(_: Request, error: NotApplied) -> JSONResponse:
         return problem_response(504, "not_applied", str(error))
+
+    @app.exception_handler(TokenAhead)
+    async def _token_ahead(_: Request, error: TokenAhead) -> JSONResponse:
+        return problem_response(409, "token_ahead", str(error))
 
     @app.exception_handler(CutError)
     async def _cut(_: Request, error: CutError) -> JSONResponse:

@@ -25,7 +25,7 @@ from projections.snapshot import SnapshotError, list_snapshots, load_snapshot, w
 from query_api.node.branches import MAIN, Branch, Branches
 from query_api.settings import Settings
 
-__all__ = ["Node", "NotApplied", "WriteResult", "open_topic"]
+__all__ = ["Node", "NotApplied", "TokenAhead", "WriteResult", "open_topic"]
 
 logger = logging.getLogger("agentlog.node")
 
@@ -35,6 +35,16 @@ SNAPSHOT_CHECK_S = 1.0
 
 class NotApplied(Exception):
     """The node has not applied a required cut within the allowed wait."""
+
+
+class TokenAhead(Exception):
+    """A token names positions past the end of the log: no write of this log answered it."""
+
+
+def format_cut(offsets: dict[int, int] | list[int]) -> str:
+    """`p:o` pairs of a cut, for messages."""
+    items = offsets.items() if isinstance(offsets, dict) else enumerate(offsets)
+    return ",".join(f"{p}:{o}" for p, o in items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +167,11 @@ class Node:
             return
         engine = self.engine if branch is None else branch.engine
         cut = parse_token(token, len(engine.applied))
+        if any(engine.applied[partition] < offset for partition, offset in cut.items()):
+            ends = await self.log.end_offsets(self.branches.main.topic if branch is None else branch.topic)
+            beyond = {p: o for p, o in cut.items() if o > ends[p]}
+            if beyond:
+                raise TokenAhead(f"the log has no position {format_cut(beyond)} yet (end offsets: {format_cut(ends)})")
         limit_ms = self.settings.read_wait_ms_max if wait_ms is None else min(wait_ms, self.settings.read_wait_ms_max)
         if not await engine.wait_for(cut, limit_ms / 1000):
             applied = self.token() if branch is None else branch.token()

@@ -242,10 +242,10 @@ def test_a_retried_command_id_is_applied_once(client: AgentlogClient) -> None:
 
 def test_reads_carry_the_client_token_unless_told_not_to(client: AgentlogClient) -> None:
     client.kv_put("ns", "k", 1)
-    client.session.observe("0:999999999")  # a cut this node will not reach
-    with pytest.raises(UnavailableError) as caught:
+    client.session.observe("0:999999999")  # a cut past the end of this node's log
+    with pytest.raises(ConflictError) as caught:
         client.kv_get("ns", "k")
-    assert (caught.value.status, caught.value.code) == (504, "not_applied")
+    assert (caught.value.status, caught.value.code) == (409, "token_ahead")
     record = client.kv_get("ns", "k", consistent=False)
     assert record is not None
     assert record.value == 1

@@ -73,7 +73,7 @@ def test_cas_conflict_is_409_with_current_version_and_changes_nothing(http_node:
 def test_read_with_unapplied_or_bad_token_fails_clearly(http_node: HttpNode) -> None:
     _, client = http_node
     ahead = client.get("/v1/state/x", params={"token": "0:1000000", "wait_ms": 50})
-    assert "0:1000000" in assert_problem(ahead, 504, "not_applied")["detail"]
+    assert "0:1000000" in assert_problem(ahead, 409, "token_ahead")["detail"]
     assert_problem(client.get("/v1/state/x", params={"token": "not-a-token"}), 400, "bad_token")
     assert_problem(client.get("/v1/state/x", params={"token": "0:1", "wait_ms": -1}), 422, "invalid")
 
