@@ -15,10 +15,16 @@ The record of a command (`encode_message`):
   consumers can skip records without decoding them.
 
 `decode_record(record)` reads the `v` header and decodes the value, validating it as on write.
+
+`command_fingerprint(envelope)` names what a command does, for idempotency: a hash of the canonical
+JSON of its type, namespace, run and payload. Who sent it (agent, tool), when (`issued_at`) and its
+`command_id` are left out, so a retry has the fingerprint of its first try, and the same key on a
+different command does not.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from typing import Any, Final
@@ -37,6 +43,7 @@ __all__ = [
     "HEADER_TYPE",
     "HEADER_VERSION",
     "canonical_json",
+    "command_fingerprint",
     "decode",
     "decode_record",
     "encode",
@@ -95,6 +102,13 @@ def encode(envelope: Envelope) -> bytes:
     if len(data) > MAX_COMMAND_BYTES:
         raise CommandError("too_large", f"encoded command of {len(data)} bytes exceeds {MAX_COMMAND_BYTES}")
     return data
+
+
+def command_fingerprint(envelope: Envelope) -> str:
+    """A hash of what `envelope` does (type, namespace, run, payload), equal for a command and its retries."""
+    payload = envelope.command.model_dump(mode="json")
+    data = orjson.dumps([envelope.type, envelope.namespace, envelope.run_id, payload], option=_CANONICAL_OPTS)
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def encode_message(envelope: Envelope) -> Message:

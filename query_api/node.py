@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from commands import CommandProducer, Envelope
+from commands import CommandError, CommandProducer, Envelope
 from eventlog.base import EventLog
 from eventlog.errors import TopicExistsError, TopicNotFoundError
 from eventlog.records import TopicInfo
@@ -35,6 +35,10 @@ SNAPSHOT_CHECK_S = 1.0
 
 class NotApplied(Exception):
     """The node has not applied a required cut within the allowed wait."""
+
+
+class OutcomeMissing(RuntimeError):
+    """A command was applied but its outcome is not remembered (a window far too small: a bug)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,9 @@ class Node:
     async def execute(self, envelope: Envelope, branch: Branch | None = None) -> WriteResult:
         """Append a command (to `branch`, default main), wait until it is applied, and answer with its outcome."""
         producer, engine = (self.producer, self.engine) if branch is None else (branch.producer, branch.engine)
+        reused = engine.state.bound_elsewhere(envelope)
+        if reused is not None:  # refused before append: the key is bound to another command of this tenant
+            raise CommandError("idempotency_key_reused", reused.detail or "command_id reused", 409)
         submitted = await producer.submit(envelope)
         applied = await engine.wait_for(
             {submitted.partition: submitted.offset + 1}, self.settings.write_timeout_ms / 1000
@@ -138,8 +145,9 @@ class Node:
                 f"command {submitted.command_id} is durable at {submitted.partition}:{submitted.offset} "
                 f"but was not applied within {self.settings.write_timeout_ms} ms"
             )
-        outcome = engine.state.outcome(submitted.partition, submitted.command_id)
-        assert outcome is not None
+        outcome = engine.state.outcome(submitted.partition, envelope)
+        if outcome is None:
+            raise OutcomeMissing(f"command {submitted.command_id} applied but its outcome is not remembered")
         return WriteResult(
             submitted.command_id,
             submitted.partition,

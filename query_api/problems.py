@@ -33,6 +33,7 @@ REJECTION_STATUS = {
     "schema_violation": 422,
     "invalid": 422,
     "cross_partition": 422,
+    "idempotency_key_reused": 409,
 }
 
 

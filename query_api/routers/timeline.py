@@ -29,7 +29,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
-from commands import DEFAULT_RUN_ID, Envelope
+from commands import DEFAULT_RUN_ID, Envelope, command_fingerprint
 from commands.fields import Id
 from eventlog.records import Record
 from projections.cut import parse_token
@@ -83,7 +83,7 @@ def _cut(view: View) -> list[int]:
 
 def _item(state: EngineState, tenant: str, record: Record, envelope: Envelope, retry: bool) -> dict[str, Any]:
     """One cassette item: where and when the command sits, the command, its outcome, its event seq."""
-    outcome = state.outcome(record.partition, envelope.command_id)
+    outcome = state.outcome(record.partition, envelope)
     event_seq = None
     if envelope.type == "event.append":
         event_seq = _runs(state).event_seq(tenant, envelope.run_id, envelope.command_id)
@@ -98,7 +98,7 @@ def _item(state: EngineState, tenant: str, record: Record, envelope: Envelope, r
         "namespace": envelope.namespace,
         "command": envelope.command.model_dump(mode="json"),
         "event_seq": event_seq,
-        "outcome": None if outcome is None else dataclasses.asdict(outcome),
+        "outcome": None if outcome is None else outcome.public(),
         "retry": retry,
     }
 
@@ -111,10 +111,10 @@ async def _cassette(
     found, truncated = await run_commands(
         node.log, branch.topic, tenant, run_id, since_ms=run.begun_at_ms, until=until, limit=limit
     )
-    seen: set[tuple[int, str]] = set()
+    seen: set[tuple[int, str, str]] = set()
     items = []
     for record, envelope in found:
-        key = (record.partition, envelope.command_id)
+        key = (record.partition, envelope.command_id, command_fingerprint(envelope))
         items.append((envelope, _item(state, tenant, record, envelope, key in seen)))
         seen.add(key)
     return items, truncated
