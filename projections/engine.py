@@ -143,7 +143,8 @@ class EngineState:
             return Outcome("rejected", reason="cross_partition", detail=misrouted, fingerprint=fingerprint)
         model = self.by_type.get(envelope.type)
         if model is None:
-            return Outcome("rejected", reason="invalid", detail=f"no model applies {envelope.type}", fingerprint=fingerprint)
+            detail = f"no model applies {envelope.type}"
+            return Outcome("rejected", reason="invalid", detail=detail, fingerprint=fingerprint)
         context = ApplyContext(envelope, record.partition, record.offset, record.timestamp_ms)
         try:
             return Outcome("applied", result=model.apply(context), fingerprint=fingerprint)
@@ -157,7 +158,7 @@ class EngineState:
             )
 
     def _misrouted(self, envelope: Envelope, partition: int) -> str | None:
-        """Why `envelope` may not apply on `partition` (its key, or a txn namespace, routes elsewhere); None if it may."""
+        """Why `envelope` may not apply on `partition` (its key or a txn namespace routes elsewhere), or None."""
         if self._partition_of(envelope) != partition:
             return "command is on the wrong partition for its key"
         if envelope.namespace is None:

@@ -44,7 +44,7 @@ async def _engine() -> tuple[MemoryLog, CommandProducer, Engine]:
 
 
 async def test_the_same_command_id_of_two_tenants_applies_both() -> None:
-    log, producer, engine = await _engine()
+    _log, producer, engine = await _engine()
     bob_namespace = _same_partition_namespace("alice", "bob", "notes")
     alice = stamp(KvPut(key="k", value="a"), Caller("alice"), namespace="notes", command_id="cmd-1")
     bob = stamp(KvPut(key="k", value="b"), Caller("bob"), namespace=bob_namespace, command_id="cmd-1")
@@ -55,10 +55,13 @@ async def test_the_same_command_id_of_two_tenants_applies_both() -> None:
     records = _records(engine)
     alice_view = records.get("alice", "notes", "k", now_ms=0)
     bob_view = records.get("bob", bob_namespace, "k", now_ms=0)
-    assert alice_view is not None and alice_view.value == "a"
-    assert bob_view is not None and bob_view.value == "b"
+    assert alice_view is not None
+    assert alice_view.value == "a"
+    assert bob_view is not None
+    assert bob_view.value == "b"
     bob_outcome = engine.state.outcome(placed_bob.partition, bob)
-    assert bob_outcome is not None and bob_outcome.status == "applied"
+    assert bob_outcome is not None
+    assert bob_outcome.status == "applied"
     assert bob_outcome.result["key"] == "k"
     assert bob_outcome != engine.state.outcome(placed_alice.partition, alice)
 
@@ -80,12 +83,16 @@ async def test_the_same_key_with_a_different_command_is_rejected_and_changes_not
     assert [(o.status, o.reason) for o in outcomes] == [("rejected", "idempotency_key_reused")] * 2
     assert engine.state.digests() == before  # not applied, not remembered
     view = _records(engine).get("alice", "notes", "k", now_ms=0)
-    assert view is not None and (view.value, view.version) == (1, 1)
+    assert view is not None
+    assert (view.value, view.version) == (1, 1)
     assert _records(engine).get("alice", "notes", "j", now_ms=0) is None
     looked_up = engine.state.outcome(placed.partition, other)
-    assert looked_up is not None and looked_up.reason == "idempotency_key_reused"
+    assert looked_up is not None
+    assert looked_up.reason == "idempotency_key_reused"
     retry = engine.state.outcome(placed.partition, first)
-    assert retry is not None and retry.status == "applied" and retry.result["version"] == 1
+    assert retry is not None
+    assert retry.status == "applied"
+    assert retry.result["version"] == 1
     # a retry that differs only in who sent it and when is still a retry
     again = stamp(KvPut(key="k", value=1), Caller("alice", agent_id="other"), namespace="notes", command_id="cmd-1")
     assert engine.state.outcome(placed.partition, again) == retry
@@ -107,7 +114,8 @@ async def test_a_rebuild_agrees_with_live_state_after_reused_keys() -> None:
     assert again.state.digests() == engine.state.digests()
     for tenant, namespace in namespaces.items():
         view = _records(engine).get(tenant, namespace, "k", now_ms=0)
-        assert view is not None and (view.value, view.version) == (1, 1)
+        assert view is not None
+        assert (view.value, view.version) == (1, 1)
 
 
 async def test_a_foreign_txn_spanning_partitions_is_rejected_at_apply() -> None:
@@ -122,7 +130,8 @@ async def test_a_foreign_txn_spanning_partitions_is_rejected_at_apply() -> None:
     await log.append("main", home, [encode_message(envelope)])  # a foreign producer ignoring the rule
     await engine.catch_up()
     outcome = engine.state.outcome(home, envelope)
-    assert outcome is not None and (outcome.status, outcome.reason) == ("rejected", "cross_partition")
+    assert outcome is not None
+    assert (outcome.status, outcome.reason) == ("rejected", "cross_partition")
     assert away in (outcome.detail or "")
     assert _records(engine).get("alice", "a", "x", now_ms=0) is None
     assert _records(engine).get("alice", away, "y", now_ms=0) is None
