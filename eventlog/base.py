@@ -146,6 +146,10 @@ class EventLog(abc.ABC):
             self._closed = True
             await self._physical_close()
 
+    def failure(self) -> str | None:
+        """Why the log accepts no more writes (a failed write or fsync), or None while it works."""
+        return None
+
     async def __aenter__(self) -> EventLog:
         return self
 

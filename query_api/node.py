@@ -22,7 +22,7 @@ from projections.outcome import Outcome
 from projections.processors import LogProcessors, default_processors, sweep_expired
 from projections.records import RecordsModel
 from projections.snapshot import SnapshotError, list_snapshots, load_snapshot, write_snapshot
-from query_api.branches import MAIN, Branch, Branches
+from query_api.branches import DEFAULT_TENANT, MAIN, Branch, Branches
 from query_api.settings import Settings
 
 __all__ = ["Node", "NotApplied", "WriteResult", "open_topic"]
@@ -174,11 +174,11 @@ class Node:
         """A token for everything this node has applied."""
         return ",".join(f"{p}:{o}" for p, o in enumerate(self.engine.applied))
 
-    async def state_at(self, as_of: str, branch: str = MAIN) -> EngineState:
-        """The state of `branch` as of a cut or a log time (see `query_api.branches`): rebuilt to exactly that cut."""
-        handle = await self.branches.get(branch)
+    async def state_at(self, as_of: str, branch: str = MAIN, tenant: str = DEFAULT_TENANT) -> EngineState:
+        """The state of `tenant`'s `branch` as of a cut or a log time (see `query_api.branches`), rebuilt there."""
+        handle = await self.branches.get(tenant, branch)
         resolved = await self.branches.resolve_as_of(handle, as_of, self.settings.read_wait_ms_max / 1000)
-        return await self.branches.state_at(handle, resolved.cut)
+        return await self.branches.state_at(handle, resolved.cut, tenant)
 
     # ----------------------------------------------------------------------------------- background
 

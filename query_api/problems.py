@@ -48,11 +48,14 @@ class ApiProblem(Exception):
         self.extra = extra
 
 
-def problem_response(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
-    """A problem+json response."""
+def problem_response(
+    status: int, code: str, detail: str, retry_after_s: int | None = None, **extra: Any
+) -> JSONResponse:
+    """A problem+json response; `retry_after_s` becomes a `Retry-After` header."""
     body = {"type": f"urn:agentlog:error:{code}", "title": code.replace("_", " "), "status": status, "detail": detail}
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+    headers = None if retry_after_s is None else {"Retry-After": str(retry_after_s)}
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def rejection_problem(outcome: Outcome, write: dict[str, Any]) -> ApiProblem:
@@ -72,7 +75,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BranchError)
     async def _branch(_: Request, error: BranchError) -> JSONResponse:
-        return problem_response(error.status, error.code, error.detail, **error.extra)
+        return problem_response(error.status, error.code, error.detail, error.retry_after_s, **error.extra)
 
     @app.exception_handler(CommandError)
     async def _command_error(_: Request, error: CommandError) -> JSONResponse:
