@@ -31,6 +31,20 @@ register_timemachine(main)
 register_replay(main)
 
 
+def serve_log_url(data_dir: Path | None, log_url: str | None) -> str | None:
+    """The log URL `serve` was given: `--data DIR` (= file://DIR) or `--log`; both at once only if they agree."""
+    if data_dir is None:
+        return log_url
+    from_data = f"file://{data_dir}"
+    if log_url is not None and log_url.rstrip("/") != from_data.rstrip("/"):
+        hint = " (on Kafka, snapshots go to --snapshot-dir DIR)" if log_url.startswith("kafka://") else ""
+        raise click.UsageError(
+            f"--data {data_dir} names the embedded log file://{data_dir}, but --log names {log_url}: "
+            f"give one of the two{hint}"
+        )
+    return from_data
+
+
 @main.command()
 @click.option("--host", default=None, help="Address to listen on [env AGENTLOG_HOST; default 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [env AGENTLOG_PORT; default 8000].")
@@ -42,7 +56,8 @@ register_replay(main)
     "data_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Data directory of the embedded log (shorthand for --log file://DIR).",
+    help="Data directory of the embedded log (shorthand for --log file://DIR; an error beside another --log: "
+    "on kafka:// give --snapshot-dir instead).",
 )
 @click.option("--fsync", default=None, help="always, never or interval:<ms> [env AGENTLOG_FSYNC; default always].")
 @click.option("--partitions", type=int, default=None, help="Partitions of the main topic when created [default 8].")
@@ -78,7 +93,7 @@ def serve(
     overrides: dict[str, object] = {
         "host": host,
         "port": port,
-        "log": f"file://{data_dir}" if data_dir is not None else log_url,
+        "log": serve_log_url(data_dir, log_url),
         "fsync": fsync,
         "partitions": partitions,
         "api_keys_file": api_keys_file,
