@@ -227,6 +227,11 @@ async def open_topic(log: EventLog, topic: str, partitions: int) -> TopicInfo:
     return log.topic(topic)
 
 
+def _why(error: Exception) -> str:
+    """A snapshot load failure in one line."""
+    return str(error) if isinstance(error, SnapshotError) else f"{type(error).__name__}: {error}"
+
+
 def _restore(snapshot_dir: Path | None, topic: str, partitions: int) -> EngineState:
     """The newest snapshot that loads and checks out, or a fresh state."""
     if snapshot_dir is not None:
@@ -235,6 +240,6 @@ def _restore(snapshot_dir: Path | None, topic: str, partitions: int) -> EngineSt
                 continue
             try:
                 return load_snapshot(info)
-            except SnapshotError as error:
-                logger.warning("skipping snapshot %s: %s", info.path, error)
+            except Exception as error:  # any failure (a check, a format, a class renamed): replay the log instead
+                logger.warning("skipping snapshot %s: %s", info.path, _why(error))
     return new_state(partitions)

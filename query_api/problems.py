@@ -11,7 +11,7 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from commands import CommandError, from_validation_errors
-from eventlog.errors import LimitExceededError, LogError, LogFailedError
+from eventlog.errors import InvalidRequestError, LimitExceededError, LogError, LogFailedError, TopicNotFoundError
 from projections.cut import CutError
 from projections.outcome import Outcome
 from query_api.branches import BranchError
@@ -20,6 +20,8 @@ from query_api.node import NotApplied
 __all__ = ["ApiProblem", "install_problem_handlers", "problem_response", "rejection_problem"]
 
 MEDIA_TYPE = "application/problem+json"
+#: Seconds a client told the log is unavailable (503) should wait before retrying.
+LOG_RETRY_AFTER_S = 1
 
 #: HTTP status of each rejection reason a projection records.
 REJECTION_STATUS = {
@@ -110,8 +112,17 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LogFailedError)
     async def _failed(_: Request, error: LogFailedError) -> JSONResponse:
-        return problem_response(503, "log_failed", str(error))
+        return problem_response(503, "log_failed", str(error), LOG_RETRY_AFTER_S)
+
+    @app.exception_handler(InvalidRequestError)
+    async def _invalid_log_request(_: Request, error: InvalidRequestError) -> JSONResponse:
+        return problem_response(400, "invalid", str(error))
+
+    @app.exception_handler(TopicNotFoundError)
+    async def _no_topic(_: Request, error: TopicNotFoundError) -> JSONResponse:
+        return problem_response(404, "not_found", str(error))
 
     @app.exception_handler(LogError)
     async def _log(_: Request, error: LogError) -> JSONResponse:
-        return problem_response(400, "log_error", str(error))
+        # the log or the broker failed (closed, unreachable, timed out, corrupt): not the client's fault
+        return problem_response(503, "log_unavailable", str(error), LOG_RETRY_AFTER_S)
