@@ -140,12 +140,14 @@ def worker(
 
 @main.command()
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The node's base URL.")
-def status(url: str) -> None:
+@click.option("--api-key", envvar="AGENTLOG_API_KEY", default=None, help="API key; node-wide detail needs admin.")
+def status(url: str, api_key: str | None) -> None:
     """Print a node's applied cut, lag and digests."""
     import httpx
 
+    headers = {} if api_key is None else {"Authorization": f"Bearer {api_key}"}
     try:
-        response = httpx.get(f"{url}/v1/status", timeout=10)
+        response = httpx.get(f"{url}/v1/status", timeout=10, headers=headers)
     except httpx.HTTPError as error:
         raise click.ClickException(f"cannot reach {url}: {error}") from error
     click.echo(json.dumps(response.json(), indent=2))
