@@ -5,7 +5,8 @@ is kept by `(tenant, command_id)` (per partition, where every retry of it lands)
 fingerprint, and a retry (same tenant, key and fingerprint) answers with the first outcome. The
 same key with a different command is rejected `idempotency_key_reused` and changes nothing; it is
 not remembered, so the key stays bound to its first command. Another tenant's key never matches.
-At apply the routing is checked again (a foreign producer may have broken it): a command on the
+Offsets may skip (a gap holds no records, e.g. Kafka transaction markers); going back is an
+`ApplyOrderError`. At apply the routing is checked again (a foreign producer may have broken it): a command on the
 wrong partition, or a txn touching namespaces of other partitions, is rejected `cross_partition`.
 The applied cut (next offset per partition) is what reads wait on.
 """
@@ -114,11 +115,12 @@ class EngineState:
     def apply_record(self, record: Record) -> Outcome:
         """Apply one record of its partition (which must be the next one) and remember the outcome."""
         partition = record.partition
-        if record.offset != self.applied[partition]:
+        if record.offset < self.applied[partition]:
             raise ApplyOrderError(
                 f"partition {partition}: record at offset {record.offset}, but the next to apply is "
                 f"{self.applied[partition]}"
             )
+        # Past the next offset: a gap with no records in it (a Kafka transaction marker, compaction).
         self.applied[partition] = record.offset + 1
         try:
             envelope = decode_record(record)
@@ -252,7 +254,7 @@ class Engine:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a loop that died left it in `error`
                 await task
         self._tasks.clear()
 

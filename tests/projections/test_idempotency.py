@@ -152,3 +152,20 @@ async def test_run_summary_derives_for_each_tenant_with_a_shared_command_id() ->
         records = await log.read("main", where.partition, where.offset, max_records=1)
         derived = derive([RunSummary()], engine.state, records[0])
         assert [(d.tenant, d.command.key) for d in derived] == [(envelope.tenant, f"summary/{envelope.run_id}")]
+
+
+async def test_an_offset_gap_is_skipped_and_going_back_is_an_error() -> None:
+    from eventlog.records import Record
+    from projections.engine import ApplyOrderError
+
+    state = new_state(1)
+    first = stamp(KvPut(key="a", value=1), Caller("t"), namespace="n", command_id="g1")
+    second = stamp(KvPut(key="b", value=2), Caller("t"), namespace="n", command_id="g2")
+    for offset, envelope in ((0, first), (5, second)):  # offsets 1..4: a producer's transaction markers, say
+        message = encode_message(envelope)
+        outcome = state.apply_record(Record(0, offset, 1_000, message.key, message.value, message.headers))
+        assert outcome.status == "applied"
+    assert state.applied == [6]
+    message = encode_message(first)
+    with pytest.raises(ApplyOrderError, match="offset 3"):
+        state.apply_record(Record(0, 3, 1_000, message.key, message.value, message.headers))
