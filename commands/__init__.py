@@ -6,6 +6,7 @@ Read side: `decode_record(record)` gives the `Envelope`; `envelope.command` is t
 dispatch on `envelope.type` or `isinstance`.
 """
 
+from commands.barriers import BarrierSet
 from commands.catalog import (
     CLIENT_COMMAND_TYPES,
     COMMAND_TYPES,
@@ -51,6 +52,7 @@ from commands.txn import Txn, TxnKvDelete, TxnKvPut, TxnPrecondition, TxnRead, T
 from commands.vectors import CollectionCreate, VectorDelete, VectorUpsert, embedding_bytes
 
 __all__ = [
+    "BarrierSet",
     "CLIENT_COMMAND_TYPES",
     "COMMAND_TYPES",
     "DEFAULT_NAMESPACE",

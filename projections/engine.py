@@ -6,8 +6,10 @@ fingerprint, and a retry (same tenant, key and fingerprint) answers with the fir
 same key with a different command is rejected `idempotency_key_reused` and changes nothing; it is
 not remembered, so the key stays bound to its first command. Another tenant's key never matches.
 Offsets may skip (a gap holds no records, e.g. Kafka transaction markers); going back is an
-`ApplyOrderError`. At apply the routing is checked again (a foreign producer may have broken it): a command on the
-wrong partition, or a txn touching namespaces of other partitions, is rejected `cross_partition`.
+`ApplyOrderError`. At apply the routing is checked again (a foreign producer may have broken it): a
+command on the wrong partition, or a txn touching namespaces of other partitions, is rejected
+`cross_partition`. Then write barriers (`projections.barriers`): a denied command is rejected
+`forbidden` and changes nothing but the audit list of denials.
 The applied cut (next offset per partition) is what reads wait on.
 """
 
@@ -24,6 +26,7 @@ from commands.routing import scope_key
 from eventlog.base import EventLog
 from eventlog.partitioner import partition_for
 from eventlog.records import Record
+from projections.barriers import BarriersModel
 from projections.model import ApplyContext, ReadModel
 from projections.outcome import Outcome, Rejected
 
@@ -148,6 +151,15 @@ class EngineState:
             detail = f"no model applies {envelope.type}"
             return Outcome("rejected", reason="invalid", detail=detail, fingerprint=fingerprint)
         context = ApplyContext(envelope, record.partition, record.offset, record.timestamp_ms)
+        barriers = self.by_type.get("barrier.set")
+        if isinstance(barriers, BarriersModel) and envelope.namespace is not None:
+            denied = barriers.check(envelope)
+            if denied is not None:  # in the log, rejected, remembered for the audit view, never applied
+                namespace, reason, keys = denied
+                barriers.deny(context, namespace, reason, keys)
+                detail = f"write barrier of namespace {namespace!r}: {reason}"
+                result = {"barrier": namespace}
+                return Outcome("rejected", result=result, reason="forbidden", detail=detail, fingerprint=fingerprint)
         try:
             return Outcome("applied", result=model.apply(context), fingerprint=fingerprint)
         except Rejected as rejected:
@@ -197,13 +209,16 @@ class EngineState:
         return None
 
     def digests(self) -> dict[str, str]:
-        """Per-model digests plus one over the remembered outcomes, keyed by name, sorted."""
+        """Per-model digests plus one over the remembered outcomes (and barrier denials), keyed by name, sorted."""
         digests = {model.name: model.digest() for model in self.models}
         outcomes = hashlib.sha256()
         for partition, remembered in enumerate(self.outcomes):
             for key, outcome in remembered.items():
                 line = f"{partition}\x00{key}\x00{outcome.fingerprint}\x00{outcome.status}\x00{outcome.reason}\n"
                 outcomes.update(line.encode())
+        barriers = self.by_type.get("barrier.set")
+        if isinstance(barriers, BarriersModel):  # the denials are remembered rejections too
+            outcomes.update(barriers.denials_digest().encode())
         digests["outcomes"] = outcomes.hexdigest()
         return dict(sorted(digests.items()))
 

@@ -13,6 +13,7 @@ import click
 from eventlog.errors import LogError
 from eventlog.file import FileLog, verify_directory
 from eventlog.records import Record
+from query_api.cli_audit import register as register_audit
 from query_api.cli_replay import register as register_replay
 from query_api.cli_timemachine import register as register_timemachine
 from query_api.cli_verbs import register
@@ -29,6 +30,7 @@ def main() -> None:
 register(main)
 register_timemachine(main)
 register_replay(main)
+register_audit(main)
 
 
 def serve_log_url(data_dir: Path | None, log_url: str | None) -> str | None:
