@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from commands import CommandError, Envelope, command_fingerprint, decode_record, partition_key
 from commands.routing import scope_key
@@ -27,6 +27,7 @@ from eventlog.base import EventLog
 from eventlog.partitioner import partition_for
 from eventlog.records import Record
 from projections.barriers import BarriersModel
+from projections.chain import GENESIS, link
 from projections.model import ApplyContext, ReadModel
 from projections.outcome import Outcome, Rejected
 
@@ -77,6 +78,7 @@ class EngineState:
         self.applied = [0] * partitions
         self.outcomes: list[OrderedDict[str, Outcome]] = [OrderedDict() for _ in range(partitions)]
         self.undecodable = [0] * partitions
+        self.chain = [GENESIS] * partitions  # hash-chain head per partition (`projections.chain`)
         self.by_type: dict[str, ReadModel] = {}
         self.outcome_keying = OUTCOME_KEYING
         self._routes: dict[bytes, int] = {}
@@ -125,6 +127,7 @@ class EngineState:
             )
         # Past the next offset: a gap with no records in it (a Kafka transaction marker, compaction).
         self.applied[partition] = record.offset + 1
+        self.chain[partition] = link(self.chain[partition], record)
         try:
             envelope = decode_record(record)
         except CommandError as error:
@@ -233,6 +236,8 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._advanced = asyncio.Event()
         self.error: BaseException | None = None
+        #: Called with (partition, offset, chain head) after each record is applied (the node records it).
+        self.chain_sink: Callable[[int, int, bytes], None] | None = None
 
     @property
     def applied(self) -> list[int]:
@@ -253,8 +258,7 @@ class Engine:
                 )
                 if not records:
                     break
-                for record in records:
-                    self.state.apply_record(record)
+                self._apply(records)
         self._notify()
 
     def start(self) -> None:
@@ -283,8 +287,7 @@ class Engine:
                     max_records=APPLY_BATCH_RECORDS,
                     wait_ms=TAIL_WAIT_MS,
                 )
-                for record in records:
-                    self.state.apply_record(record)
+                self._apply(records)
                 if records:
                     self._notify()
         except asyncio.CancelledError:
@@ -293,6 +296,13 @@ class Engine:
             self.error = error
             self._notify()
             raise
+
+    def _apply(self, records: Sequence[Record]) -> None:
+        state, sink = self.state, self.chain_sink
+        for record in records:
+            state.apply_record(record)
+            if sink is not None:
+                sink(record.partition, record.offset, state.chain[record.partition])
 
     def _notify(self) -> None:
         self._advanced.set()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+from pathlib import Path
 
 import click
+
+from projections.chain import ChainReport
 
 __all__ = ["register"]
 
@@ -46,6 +50,46 @@ def denials(url: str, api_key: str | None, tenant: str | None, namespace: str | 
         sys.exit(1)
     for item in response.json()["items"]:
         click.echo(json.dumps(item, ensure_ascii=False, sort_keys=True))
+
+
+@audit.command("verify")
+@click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--topic", default="main", show_default=True, help="The topic whose chains to check.")
+def verify(data_dir: Path, topic: str) -> None:
+    """Recompute each partition's hash chain from DATA_DIR's log (read-only); name the first record that breaks it.
+
+    Each record's hash is compared with the one the node recorded in DATA_DIR/audit when it applied
+    it; exit 1 when any differs (a record rewritten after it was applied, checksum or not).
+    """
+    from eventlog.errors import LogError
+
+    try:
+        report = asyncio.run(_verify(data_dir, topic))
+    except LogError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{topic}: {report.records} records, {report.anchored} with a recorded chain hash")
+    for partition, head in enumerate(report.heads):
+        click.echo(f"partition {partition}: head {head}")
+    for broken in report.breaks:
+        click.echo(
+            f"BROKEN: partition {broken.partition} offset {broken.offset}: the record's chain hash is "
+            f"{broken.computed}, the node recorded {broken.recorded} when it applied it",
+            err=True,
+        )
+    if not report.ok:
+        sys.exit(1)
+    click.echo("ok")
+
+
+async def _verify(data_dir: Path, topic: str) -> ChainReport:
+    from eventlog.file import FileLog
+    from projections.chain import verify_chain
+
+    log = await FileLog.open(data_dir, read_only=True)
+    try:
+        return await verify_chain(log, data_dir, topic)
+    finally:
+        await log.close()
 
 
 def register(main: click.Group) -> None:

@@ -16,6 +16,7 @@ from eventlog.errors import TopicExistsError, TopicNotFoundError
 from eventlog.records import TopicInfo
 from eventlog.url import open_log
 from projections.catalog import new_state
+from projections.chain import ChainFile
 from projections.cut import format_token, parse_token
 from projections.engine import Engine, EngineState
 from projections.outcome import Outcome
@@ -31,6 +32,8 @@ logger = logging.getLogger("agentlog.node")
 
 #: How often the snapshot task checks whether enough was applied since the last snapshot.
 SNAPSHOT_CHECK_S = 1.0
+#: How often the records' chain hashes are written to `<data>/audit/` (see `projections.chain`).
+CHAIN_FLUSH_S = 1.0
 
 
 class NotApplied(Exception):
@@ -78,6 +81,7 @@ class Node:
         self.started_at_ms = int(time.time() * 1000)
         self.processors: LogProcessors | None = None
         self.branches = Branches(log, settings.topic, engine, self.producer, self.snapshot_dir)
+        self.chain_file: ChainFile | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Node:
@@ -86,9 +90,17 @@ class Node:
         info = await open_topic(log, settings.topic, settings.partitions)
         state = _restore(settings.resolved_snapshot_dir(), settings.topic, info.partitions)
         engine = Engine(log, settings.topic, state)
+        chain_file = None
+        if settings.log.startswith("file://"):
+            chain_file = ChainFile(Path(settings.log.removeprefix("file://")), settings.topic, info.partitions)
+            engine.chain_sink = chain_file.record
         await engine.catch_up()
         engine.start()
         node = cls(settings, log, engine)
+        node.chain_file = chain_file
+        if chain_file is not None:
+            chain_file.flush()
+            node._tasks.append(asyncio.create_task(node._chain_forever(), name="chain-file"))
         if settings.sweep_interval_ms > 0:
             node._tasks.append(asyncio.create_task(node._sweep_forever(), name="ttl-sweeper"))
         if node.snapshot_dir is not None and settings.snapshot_every > 0:
@@ -109,6 +121,8 @@ class Node:
             await self.processors.stop()
         await self.branches.close()
         await self.engine.stop()
+        if self.chain_file is not None:
+            self.chain_file.flush()
         await self.log.close()
 
     @property
@@ -193,6 +207,15 @@ class Node:
                 await self.sweep_once()
             except Exception:
                 logger.exception("TTL sweep failed; retrying next period")
+
+    async def _chain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CHAIN_FLUSH_S)
+            if self.chain_file is not None:
+                try:
+                    self.chain_file.flush()
+                except OSError:
+                    logger.exception("writing the chain file failed; retrying next period")
 
     async def _snapshot_forever(self) -> None:
         while True:

@@ -3,8 +3,9 @@
 `/health` and `/ready` take no credentials (probes): `/health` is 503 once the apply loop or the log
 has failed; `/ready` is 200 only once the node has applied what the log held when it was asked
 (lag 0), else 503 `not_ready` with the lag. `/v1/status` shows node-wide detail (offsets, lag,
-digests, snapshot, hash chain heads) to the `admin` role only; any other key gets its tenant's view:
-the branch, its token and whether the node is healthy. `/metrics` needs `admin`.
+digests, snapshot, each partition's hash-chain head, see `projections.chain`) to the `admin` role
+only; any other key gets its tenant's view: the branch, its token and whether the node is healthy.
+`/metrics` needs `admin`.
 """
 
 from __future__ import annotations
@@ -84,7 +85,13 @@ async def status(node: NodeDep, reader: ReaderDep, branch: BranchQuery = MAIN) -
         "topic": handle.topic,
         "log": node.settings.log.split("://")[0],
         "partitions": [
-            {"partition": p, "end_offset": end, "applied_offset": applied[p], "lag": end - applied[p]}
+            {
+                "partition": p,
+                "end_offset": end,
+                "applied_offset": applied[p],
+                "lag": end - applied[p],
+                "chain_head": handle.state.chain[p].hex(),
+            }
             for p, end in enumerate(ends)
         ],
         "digests": handle.state.digests(),
