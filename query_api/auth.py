@@ -6,8 +6,8 @@ The keys file is JSON: `{"keys": {"<secret>": {"tenant": "acme", "agent_id": "pl
 - `reader`: reads of the tenant's records, runs, branches; the tenant's view of `/v1/status`.
 - `writer` (the default for a key that names no role, so older key files keep working): writes,
   making branches and forks.
-- `admin`: deleting branches, the raw log (`GET /v1/log`), the audit views, node-wide status
-  detail and `/metrics`.
+- `admin`: deleting branches, write barriers, the raw log (`GET /v1/log`), the audit view of
+  denials, node-wide status detail and `/metrics`.
 
 In open mode there are no credentials to check: every caller is `admin` of the tenant it names.
 """

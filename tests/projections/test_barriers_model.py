@@ -50,9 +50,11 @@ async def test_denials_replay_identically_and_change_no_model(tmp_path: Path) ->
     assert half != end
     from_zero = await rebuild(log, "main", end)
     assert from_zero.digests() == live.state.digests()
+    assert from_zero.chain == live.state.chain  # the hash-chain heads too
     tail = Engine(log, "main", load_snapshot(snapshot))
     await tail.catch_up()
     assert tail.state.digests() == live.state.digests()
+    assert tail.state.chain == live.state.chain
     assert {k: v for k, v in live.state.digests().items() if k != "outcomes"} != before
 
 
