@@ -7,6 +7,7 @@ as_of rebuilds are bounded per tenant.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +214,43 @@ def test_as_of_rebuilds_past_the_tenant_bound_answer_429_with_retry_after(
     answered = client.get("/v1/kv/n/k", params={"as_of": first["token"]})
     assert answered.status_code == 200, answered.text
     assert answered.json()["value"] == 1
+
+
+async def _bounded_rebuilds(monkeypatch: pytest.MonkeyPatch) -> None:
+    from commands import Caller, CommandProducer, KvPut, stamp
+    from eventlog.memory import MemoryLog
+    from projections.catalog import new_state
+    from projections.engine import Engine
+    from query_api.branches import BranchError, Branches
+
+    log = MemoryLog()
+    await log.create_topic("main", 1)
+    producer = CommandProducer(log, "main")
+    for index in range(6):
+        await producer.submit(stamp(KvPut(key="k", value=index), Caller("a"), namespace="n"))
+    engine = Engine(log, "main", new_state(1))
+    await engine.catch_up()
+    branches = Branches(log, "main", engine, producer)
+    release = asyncio.Event()
+    real_rebuild = branches_module.rebuild
+
+    async def slow_rebuild(*args: Any, **kwargs: Any) -> Any:
+        await release.wait()
+        return await real_rebuild(*args, **kwargs)
+
+    monkeypatch.setattr(branches_module, "rebuild", slow_rebuild)
+    first = asyncio.create_task(branches.state_at(branches.main, [1], "a"))
+    second = asyncio.create_task(branches.state_at(branches.main, [2], "a"))
+    other_tenant = asyncio.create_task(branches.state_at(branches.main, [3], "b"))
+    await asyncio.sleep(0)
+    with pytest.raises(BranchError) as refused:
+        await branches.state_at(branches.main, [4], "a")
+    assert (refused.value.status, refused.value.code, refused.value.retry_after_s) == (429, "too_many_rebuilds", 1)
+    release.set()
+    states = await asyncio.gather(first, second, other_tenant)
+    assert [state.applied for state in states] == [[1], [2], [3]]
+    assert (await branches.state_at(branches.main, [4], "a")).applied == [4]  # a slot is free again
+
+
+def test_a_tenant_past_its_rebuild_bound_is_refused_while_others_go_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    asyncio.run(_bounded_rebuilds(monkeypatch))
