@@ -351,6 +351,8 @@ class FoldProcessors:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
+            if records and records[0].offset >= until:
+                break  # the rest up to `until` is a gap with no records (transaction markers, compaction)
             for item in records:
                 if item.offset >= until:
                     break

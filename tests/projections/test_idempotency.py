@@ -6,6 +6,9 @@ rejected `cross_partition` and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from commands import Caller, CommandProducer, KvPut, RunBegin, RunEnd, Txn, TxnKvPut, encode_message, stamp
@@ -169,3 +172,26 @@ async def test_an_offset_gap_is_skipped_and_going_back_is_an_error() -> None:
     message = encode_message(first)
     with pytest.raises(ApplyOrderError, match="offset 3"):
         state.apply_record(Record(0, 3, 1_000, message.key, message.value, message.headers))
+
+
+async def test_the_worker_fold_skips_an_offset_gap_instead_of_spinning() -> None:
+    from eventlog.records import Record
+    from projections.processors import FoldProcessors
+
+    class GappedLog(MemoryLog):
+        """A log whose partition 0 has no records at offsets 1..3 (say, a producer's transaction markers)."""
+
+        async def read(self, topic: str, partition: int, offset: int, **kwargs: Any) -> list[Record]:
+            records = await super().read(topic, partition, offset, **kwargs)
+            return [r._replace(offset=r.offset + 3) if r.offset >= 1 else r for r in records]
+
+    log = GappedLog()
+    await log.create_topic("main", 1)
+    producer = CommandProducer(log, "main")
+    for index in range(2):
+        await producer.submit(stamp(KvPut(key=f"k{index}", value=index), Caller("t"), namespace="n"))
+    fold = FoldProcessors(log, "main", processors=[])
+    handed = (await log.read("main", 0, 1, max_records=1))[0]
+    assert handed.offset == 4
+    assert await asyncio.wait_for(fold.handle(handed), 5.0) == []
+    assert fold.state.applied == [5]
