@@ -45,6 +45,7 @@ __all__ = [
     "canonical_json",
     "command_fingerprint",
     "decode",
+    "decode_fingerprinted",
     "decode_record",
     "encode",
     "encode_message",
@@ -104,11 +105,14 @@ def encode(envelope: Envelope) -> bytes:
     return data
 
 
-def command_fingerprint(envelope: Envelope) -> str:
-    """A hash of what `envelope` does (type, namespace, run, payload), equal for a command and its retries."""
-    payload = envelope.command.model_dump(mode="json")
+def _fingerprint(envelope: Envelope, payload: Any) -> str:
     data = orjson.dumps([envelope.type, envelope.namespace, envelope.run_id, payload], option=_CANONICAL_OPTS)
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def command_fingerprint(envelope: Envelope) -> str:
+    """A hash of what `envelope` does (type, namespace, run, payload), equal for a command and its retries."""
+    return _fingerprint(envelope, envelope.command.model_dump(mode="json"))
 
 
 def encode_message(envelope: Envelope) -> Message:
@@ -119,6 +123,11 @@ def encode_message(envelope: Envelope) -> Message:
 
 def decode(value: bytes, version: int = SCHEMA_VERSION) -> Envelope:
     """The envelope encoded in `value` under schema `version`, validated as on write; else CommandError."""
+    return _decode(value, version)[0]
+
+
+def _decode(value: bytes, version: int) -> tuple[Envelope, dict[str, Any]]:
+    """The envelope in `value`, and the JSON object it was validated from."""
     if version != SCHEMA_VERSION:
         raise CommandError("unsupported", f"schema version {version} is not {SCHEMA_VERSION}")
     if len(value) > MAX_COMMAND_BYTES:
@@ -130,7 +139,7 @@ def decode(value: bytes, version: int = SCHEMA_VERSION) -> Envelope:
     if not isinstance(data, dict):
         raise CommandError("malformed", "record value is not a JSON object")
     try:
-        return Envelope.model_validate(data, context=_TRUSTED)
+        return Envelope.model_validate(data, context=_TRUSTED), data
     except ValidationError as exc:
         raise from_validation_errors(exc.errors()) from None
 
@@ -148,3 +157,9 @@ def record_version(headers: Sequence[Header]) -> int:
 def decode_record(record: Record) -> Envelope:
     """The envelope a log record carries (schema version from its `v` header)."""
     return decode(record.value, record_version(record.headers))
+
+
+def decode_fingerprinted(record: Record) -> tuple[Envelope, str]:
+    """The envelope a record carries and its `command_fingerprint`, hashed from the decoded JSON (no re-encode)."""
+    envelope, data = _decode(record.value, record_version(record.headers))
+    return envelope, _fingerprint(envelope, data.get("command"))

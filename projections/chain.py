@@ -41,27 +41,26 @@ CHAIN_ENTRY_BYTES: Final = 16
 #: Records one verify read takes.
 VERIFY_BATCH_RECORDS: Final = 5_000
 _UNRECORDED: Final = bytes(CHAIN_ENTRY_BYTES)
-_FIXED = struct.Struct("<QQi")
+_FIXED = struct.Struct("<QQiI")  # offset, log time, key length (-1: none), header count
+_PAIR = struct.Struct("<II")  # a header's name and value lengths
 _LENGTH = struct.Struct("<I")
 
 
 def link(previous: bytes, record: Record) -> bytes:
     """The chain head after `record`: SHA-256 of the previous head and the record's logged bytes."""
-    hasher = hashlib.sha256(previous)
     key = record.key
-    hasher.update(_FIXED.pack(record.offset, record.timestamp_ms, -1 if key is None else len(key)))
+    headers = record.headers
+    parts = [previous, _FIXED.pack(record.offset, record.timestamp_ms, -1 if key is None else len(key), len(headers))]
     if key is not None:
-        hasher.update(key)
-    hasher.update(_LENGTH.pack(len(record.headers)))
-    for name, value in record.headers:
+        parts.append(key)
+    for name, value in headers:
         encoded = name.encode()
-        hasher.update(_LENGTH.pack(len(encoded)))
-        hasher.update(encoded)
-        hasher.update(_LENGTH.pack(len(value)))
-        hasher.update(value)
-    hasher.update(_LENGTH.pack(len(record.value)))
-    hasher.update(record.value)
-    return hasher.digest()
+        parts.append(_PAIR.pack(len(encoded), len(value)))
+        parts.append(encoded)
+        parts.append(value)
+    parts.append(_LENGTH.pack(len(record.value)))
+    parts.append(record.value)
+    return hashlib.sha256(b"".join(parts)).digest()
 
 
 def chain_path(data_dir: Path, topic: str, partition: int) -> Path:

@@ -21,7 +21,8 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 
-from commands import CommandError, Envelope, command_fingerprint, decode_record, partition_key
+from commands import CommandError, Envelope, command_fingerprint, decode_fingerprinted, partition_key
+from commands.fields import ScopedCommand
 from commands.routing import scope_key
 from eventlog.base import EventLog
 from eventlog.partitioner import partition_for
@@ -129,12 +130,11 @@ class EngineState:
         self.applied[partition] = record.offset + 1
         self.chain[partition] = link(self.chain[partition], record)
         try:
-            envelope = decode_record(record)
+            envelope, fingerprint = decode_fingerprinted(record)
         except CommandError as error:
             self.undecodable[partition] += 1
             return Outcome("rejected", reason="invalid", detail=f"undecodable record: {error.detail}")
         key = outcome_key(envelope.tenant, envelope.command_id)
-        fingerprint = command_fingerprint(envelope)
         remembered = self.outcomes[partition]
         known = remembered.get(key)
         if known is not None:
@@ -178,8 +178,8 @@ class EngineState:
         """Why `envelope` may not apply on `partition` (its key or a txn namespace routes elsewhere), or None."""
         if self._partition_of(envelope) != partition:
             return "command is on the wrong partition for its key"
-        if envelope.namespace is None:
-            return None
+        if envelope.namespace is None or type(envelope.command).namespaces is ScopedCommand.namespaces:
+            return None  # a command touching only its envelope's namespace
         touched = envelope.command.namespaces(envelope.namespace)
         if len(touched) == 1:
             return None
