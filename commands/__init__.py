@@ -6,6 +6,7 @@ Read side: `decode_record(record)` gives the `Envelope`; `envelope.command` is t
 dispatch on `envelope.type` or `isinstance`.
 """
 
+from commands.barriers import BarrierSet
 from commands.catalog import (
     CLIENT_COMMAND_TYPES,
     COMMAND_TYPES,
@@ -18,7 +19,9 @@ from commands.encoding import (
     HEADER_TYPE,
     HEADER_VERSION,
     canonical_json,
+    command_fingerprint,
     decode,
+    decode_fingerprinted,
     decode_record,
     encode,
     encode_message,
@@ -50,6 +53,7 @@ from commands.txn import Txn, TxnKvDelete, TxnKvPut, TxnPrecondition, TxnRead, T
 from commands.vectors import CollectionCreate, VectorDelete, VectorUpsert, embedding_bytes
 
 __all__ = [
+    "BarrierSet",
     "CLIENT_COMMAND_TYPES",
     "COMMAND_TYPES",
     "DEFAULT_NAMESPACE",
@@ -100,10 +104,12 @@ __all__ = [
     "VectorDelete",
     "VectorUpsert",
     "canonical_json",
+    "command_fingerprint",
     "check_json_value",
     "check_single_partition",
     "command_class",
     "decode",
+    "decode_fingerprinted",
     "decode_record",
     "embedding_bytes",
     "encode",

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Final
 
 from pydantic import Field, TypeAdapter, ValidationError
 
+from commands.barriers import BarrierSet
 from commands.errors import CommandError, from_validation_errors
 from commands.fields import ScopedCommand
 from commands.kv import KvBatchPut, KvClear, KvDelete, KvExpire, KvPut, NamespaceConfig
@@ -44,8 +45,8 @@ _ClientUnion = (
 )
 
 #: Any command, tagged by `type` (what the log carries and projections decode).
-Command = Annotated[_ClientUnion | KvExpire, Field(discriminator="type")]
-#: A command a client may send: every command except the internal ones (`kv.expire`).
+Command = Annotated[_ClientUnion | KvExpire | BarrierSet, Field(discriminator="type")]
+#: A command a client may send: every command except the internal ones (`kv.expire`, `barrier.set`).
 ClientCommand = Annotated[_ClientUnion, Field(discriminator="type")]
 
 
@@ -62,6 +63,7 @@ _CLASSES: tuple[type[ScopedCommand], ...] = (
     KvClear,
     NamespaceConfig,
     KvExpire,
+    BarrierSet,
     StateCas,
     LockAcquire,
     LockRenew,

@@ -15,10 +15,16 @@ The record of a command (`encode_message`):
   consumers can skip records without decoding them.
 
 `decode_record(record)` reads the `v` header and decodes the value, validating it as on write.
+
+`command_fingerprint(envelope)` names what a command does, for idempotency: a hash of the canonical
+JSON of its type, namespace, run and payload. Who sent it (agent, tool), when (`issued_at`) and its
+`command_id` are left out, so a retry has the fingerprint of its first try, and the same key on a
+different command does not.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from typing import Any, Final
@@ -37,7 +43,9 @@ __all__ = [
     "HEADER_TYPE",
     "HEADER_VERSION",
     "canonical_json",
+    "command_fingerprint",
     "decode",
+    "decode_fingerprinted",
     "decode_record",
     "encode",
     "encode_message",
@@ -97,6 +105,16 @@ def encode(envelope: Envelope) -> bytes:
     return data
 
 
+def _fingerprint(envelope: Envelope, payload: Any) -> str:
+    data = orjson.dumps([envelope.type, envelope.namespace, envelope.run_id, payload], option=_CANONICAL_OPTS)
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def command_fingerprint(envelope: Envelope) -> str:
+    """A hash of what `envelope` does (type, namespace, run, payload), equal for a command and its retries."""
+    return _fingerprint(envelope, envelope.command.model_dump(mode="json"))
+
+
 def encode_message(envelope: Envelope) -> Message:
     """The log message of `envelope`: encoded value, partition key, `v` and `type` headers."""
     headers: tuple[Header, ...] = ((HEADER_VERSION, _VERSION_BYTES), (HEADER_TYPE, envelope.type.encode()))
@@ -105,6 +123,11 @@ def encode_message(envelope: Envelope) -> Message:
 
 def decode(value: bytes, version: int = SCHEMA_VERSION) -> Envelope:
     """The envelope encoded in `value` under schema `version`, validated as on write; else CommandError."""
+    return _decode(value, version)[0]
+
+
+def _decode(value: bytes, version: int) -> tuple[Envelope, dict[str, Any]]:
+    """The envelope in `value`, and the JSON object it was validated from."""
     if version != SCHEMA_VERSION:
         raise CommandError("unsupported", f"schema version {version} is not {SCHEMA_VERSION}")
     if len(value) > MAX_COMMAND_BYTES:
@@ -116,7 +139,7 @@ def decode(value: bytes, version: int = SCHEMA_VERSION) -> Envelope:
     if not isinstance(data, dict):
         raise CommandError("malformed", "record value is not a JSON object")
     try:
-        return Envelope.model_validate(data, context=_TRUSTED)
+        return Envelope.model_validate(data, context=_TRUSTED), data
     except ValidationError as exc:
         raise from_validation_errors(exc.errors()) from None
 
@@ -134,3 +157,9 @@ def record_version(headers: Sequence[Header]) -> int:
 def decode_record(record: Record) -> Envelope:
     """The envelope a log record carries (schema version from its `v` header)."""
     return decode(record.value, record_version(record.headers))
+
+
+def decode_fingerprinted(record: Record) -> tuple[Envelope, str]:
+    """The envelope a record carries and its `command_fingerprint`, hashed from the decoded JSON (no re-encode)."""
+    envelope, data = _decode(record.value, record_version(record.headers))
+    return envelope, _fingerprint(envelope, data.get("command"))

@@ -8,6 +8,7 @@ Codes and their default HTTP status (the API maps them to RFC 9457 problem detai
     cross_partition  422  a transaction whose keys route to several partitions
     unsupported      400  an unknown schema version or command type
     run_required     422  `require_run` set and no run_id given
+    idempotency_key_reused  409  the tenant's command_id is bound to a different command
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ DEFAULT_STATUS: Final[dict[str, int]] = {
     "cross_partition": 422,
     "unsupported": 400,
     "run_required": 422,
+    "idempotency_key_reused": 409,
 }
 
 

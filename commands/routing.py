@@ -23,7 +23,8 @@ def scope_key(tenant: str, scope: str) -> bytes:
 def partition_key(envelope: Envelope) -> bytes:
     """The record key that routes `envelope`: `tenant/namespace` or `tenant/run_id`."""
     if envelope.command.scope == "namespace":
-        assert envelope.namespace is not None  # the envelope validator guarantees it
+        if envelope.namespace is None:  # the envelope validator refuses this; a hand-built envelope may not
+            raise CommandError("invalid", f"{envelope.type} needs a namespace")
         return scope_key(envelope.tenant, envelope.namespace)
     return scope_key(envelope.tenant, envelope.run_id)
 

@@ -126,7 +126,8 @@ class EventLog(abc.ABC):
             raise LimitExceededError(f"wait_ms must be within 0..{limits.MAX_WAIT_MS}")
         base = info.base_offset(partition)
         if offset < base:
-            assert info.parent is not None
+            if info.parent is None:
+                raise InvalidRequestError(f"offset {offset} of {topic}/{partition} is below its base {base}")
             return await self.read(info.parent, partition, offset, max_records=min(max_records, base - offset))
         records = await self._physical_read(topic, partition, offset - base, max_records, wait_ms)
         if base == 0 or not records:
@@ -145,6 +146,10 @@ class EventLog(abc.ABC):
         if not self._closed:
             self._closed = True
             await self._physical_close()
+
+    def failure(self) -> str | None:
+        """Why the log accepts no more writes (a failed write or fsync), or None while it works."""
+        return None
 
     async def __aenter__(self) -> EventLog:
         return self

@@ -8,6 +8,7 @@ LogError
  ├── LimitExceededError      a record or batch over a named limit
  ├── CorruptLogError         bytes on disk fail their checksum or framing (names file and offset)
  ├── LogClosedError          the log was closed
+ ├── RecordsDeletedError     the records asked for were deleted (Kafka retention moved the start)
  └── LogFailedError          a write or fsync failed: the log accepts no more writes, ever
 """
 
@@ -20,6 +21,7 @@ __all__ = [
     "LogClosedError",
     "LogError",
     "LogFailedError",
+    "RecordsDeletedError",
     "TopicExistsError",
     "TopicInUseError",
     "TopicNotFoundError",
@@ -62,6 +64,20 @@ class CorruptLogError(LogError):
 
 class LogClosedError(LogError):
     """The log was closed."""
+
+
+class RecordsDeletedError(LogError):
+    """The offset asked for is below the partition's start: its records were deleted (retention)."""
+
+    def __init__(self, topic: str, partition: int, offset: int, start: int) -> None:
+        super().__init__(
+            f"{topic}/{partition}: records below offset {start} were deleted (retention or delete-records); "
+            f"offset {offset} cannot be read: rebuild from a snapshot at or past {start}, or keep the log longer"
+        )
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.start = start
 
 
 class LogFailedError(LogError):

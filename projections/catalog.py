@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from projections.barriers import BarriersModel
 from projections.engine import EngineState
 from projections.model import ReadModel
 from projections.records import RecordsModel
@@ -19,7 +20,7 @@ def build_models() -> list[ReadModel]:
     records = RecordsModel()
     state = StateModel()
     runs = RunsModel()
-    return [records, state, TxnModel(records, state), runs, TracesModel(runs), VectorsModel()]
+    return [records, state, TxnModel(records, state), runs, TracesModel(runs), VectorsModel(), BarriersModel()]
 
 
 def new_state(partitions: int) -> EngineState:

@@ -1,8 +1,16 @@
 """The engine: folds a topic's partitions, in log order, into read models.
 
 Each partition is applied by its own task, in offset order. A command is applied once: its outcome
-is kept by `command_id` (per partition, where every retry of it lands), and a retry answers with
-the first outcome. The applied cut (next offset per partition) is what reads wait on.
+is kept by `(tenant, command_id)` (per partition, where every retry of it lands) with the command's
+fingerprint, and a retry (same tenant, key and fingerprint) answers with the first outcome. The
+same key with a different command is rejected `idempotency_key_reused` and changes nothing; it is
+not remembered, so the key stays bound to its first command. Another tenant's key never matches.
+Offsets may skip (a gap holds no records, e.g. Kafka transaction markers); going back is an
+`ApplyOrderError`. At apply the routing is checked again (a foreign producer may have broken it): a
+command on the wrong partition, or a txn touching namespaces of other partitions, is rejected
+`cross_partition`. Then write barriers (`projections.barriers`): a denied command is rejected
+`forbidden` and changes nothing but the audit list of denials.
+The applied cut (next offset per partition) is what reads wait on.
 """
 
 from __future__ import annotations
@@ -11,16 +19,20 @@ import asyncio
 import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from commands import CommandError, Envelope, decode_record, partition_key
+from commands import CommandError, Envelope, command_fingerprint, decode_fingerprinted, partition_key
+from commands.fields import ScopedCommand
+from commands.routing import scope_key
 from eventlog.base import EventLog
 from eventlog.partitioner import partition_for
 from eventlog.records import Record
+from projections.barriers import BarriersModel
+from projections.chain import GENESIS, link
 from projections.model import ApplyContext, ReadModel
 from projections.outcome import Outcome, Rejected
 
-__all__ = ["Engine", "EngineState"]
+__all__ = ["ApplyOrderError", "Engine", "EngineState", "ModelConflictError", "outcome_key"]
 
 #: Outcomes remembered per partition for idempotent retries; the oldest are forgotten first. A retry
 #: must arrive within this many commands of its partition (400k across 8 partitions). They dominate
@@ -32,6 +44,31 @@ APPLY_BATCH_RECORDS = 2_000
 TAIL_WAIT_MS = 500
 #: Partition keys whose partition is remembered (keys repeat: tenant/namespace, tenant/run).
 ROUTING_CACHE_MAX = 65_536
+#: How remembered outcomes are keyed; a snapshot keyed otherwise is refused (and the log replayed).
+OUTCOME_KEYING = "tenant/command_id+fingerprint"
+
+
+class ApplyOrderError(RuntimeError):
+    """A record handed to the engine is not the next one of its partition (a reader bug, never skipped)."""
+
+
+class ModelConflictError(ValueError):
+    """Two read models claim the same command type."""
+
+
+def outcome_key(tenant: str, command_id: str) -> str:
+    """The key an outcome is remembered by: ids cannot contain `/`, so tenants never collide."""
+    return f"{tenant}/{command_id}"
+
+
+def _reused(known: Outcome, command_id: str) -> Outcome:
+    """The outcome of a command whose key is already bound to a different command."""
+    return Outcome(
+        "rejected",
+        reason="idempotency_key_reused",
+        detail=f"command_id {command_id!r} was already used for a different command "
+        f"(its outcome was {known.status}); use a new command_id for a new command",
+    )
 
 
 class EngineState:
@@ -42,11 +79,14 @@ class EngineState:
         self.applied = [0] * partitions
         self.outcomes: list[OrderedDict[str, Outcome]] = [OrderedDict() for _ in range(partitions)]
         self.undecodable = [0] * partitions
+        self.chain = [GENESIS] * partitions  # hash-chain head per partition (`projections.chain`)
         self.by_type: dict[str, ReadModel] = {}
+        self.outcome_keying = OUTCOME_KEYING
         self._routes: dict[bytes, int] = {}
         for model in self.models:
             for command_type in model.command_types:
-                assert command_type not in self.by_type, f"{command_type} has two models"
+                if command_type in self.by_type:
+                    raise ModelConflictError(f"{command_type} has two models")
                 self.by_type[command_type] = model
 
     def __getstate__(self) -> dict[str, object]:
@@ -55,11 +95,15 @@ class EngineState:
         return state
 
     def __setstate__(self, state: dict[str, object]) -> None:
+        if state.get("outcome_keying") != OUTCOME_KEYING:
+            raise ValueError(f"state keys its outcomes as {state.get('outcome_keying')!r}, not {OUTCOME_KEYING!r}")
         self.__dict__.update(state)
 
     def _partition_of(self, envelope: Envelope) -> int:
         """The partition `envelope` routes to (murmur2 is pure Python: remember it per key)."""
-        key = partition_key(envelope)
+        return self._route(partition_key(envelope))
+
+    def _route(self, key: bytes) -> int:
         partition = self._routes.get(key)
         if partition is None:
             if len(self._routes) >= ROUTING_CACHE_MAX:
@@ -77,46 +121,107 @@ class EngineState:
     def apply_record(self, record: Record) -> Outcome:
         """Apply one record of its partition (which must be the next one) and remember the outcome."""
         partition = record.partition
-        assert record.offset == self.applied[partition], (record.offset, self.applied[partition])
+        if record.offset < self.applied[partition]:
+            raise ApplyOrderError(
+                f"partition {partition}: record at offset {record.offset}, but the next to apply is "
+                f"{self.applied[partition]}"
+            )
+        # Past the next offset: a gap with no records in it (a Kafka transaction marker, compaction).
         self.applied[partition] = record.offset + 1
+        self.chain[partition] = link(self.chain[partition], record)
         try:
-            envelope = decode_record(record)
+            envelope, fingerprint = decode_fingerprinted(record)
         except CommandError as error:
             self.undecodable[partition] += 1
             return Outcome("rejected", reason="invalid", detail=f"undecodable record: {error.detail}")
-        known = self.outcomes[partition].get(envelope.command_id)
-        if known is not None:
-            return known
-        outcome = self._apply(envelope, record)
+        key = outcome_key(envelope.tenant, envelope.command_id)
         remembered = self.outcomes[partition]
-        remembered[envelope.command_id] = outcome
+        known = remembered.get(key)
+        if known is not None:
+            return known if known.fingerprint == fingerprint else _reused(known, envelope.command_id)
+        outcome = self._apply(envelope, record, fingerprint)
+        remembered[key] = outcome
         if len(remembered) > OUTCOMES_PER_PARTITION_MAX:
             remembered.popitem(last=False)
         return outcome
 
-    def _apply(self, envelope: Envelope, record: Record) -> Outcome:
-        if self._partition_of(envelope) != record.partition:
-            return Outcome("rejected", reason="cross_partition", detail="command is on the wrong partition for its key")
+    def _apply(self, envelope: Envelope, record: Record, fingerprint: str) -> Outcome:
+        misrouted = self._misrouted(envelope, record.partition)
+        if misrouted is not None:
+            return Outcome("rejected", reason="cross_partition", detail=misrouted, fingerprint=fingerprint)
         model = self.by_type.get(envelope.type)
         if model is None:
-            return Outcome("rejected", reason="invalid", detail=f"no model applies {envelope.type}")
+            detail = f"no model applies {envelope.type}"
+            return Outcome("rejected", reason="invalid", detail=detail, fingerprint=fingerprint)
         context = ApplyContext(envelope, record.partition, record.offset, record.timestamp_ms)
+        barriers = self.by_type.get("barrier.set")
+        if isinstance(barriers, BarriersModel) and envelope.namespace is not None:
+            denied = barriers.check(envelope)
+            if denied is not None:  # in the log, rejected, remembered for the audit view, never applied
+                namespace, reason, keys = denied
+                barriers.deny(context, namespace, reason, keys)
+                detail = f"write barrier of namespace {namespace!r}: {reason}"
+                result = {"barrier": namespace}
+                return Outcome("rejected", result=result, reason="forbidden", detail=detail, fingerprint=fingerprint)
         try:
-            return Outcome("applied", result=model.apply(context))
+            return Outcome("applied", result=model.apply(context), fingerprint=fingerprint)
         except Rejected as rejected:
-            return Outcome("rejected", result=dict(rejected.extra), reason=rejected.reason, detail=rejected.detail)
+            return Outcome(
+                "rejected",
+                result=dict(rejected.extra),
+                reason=rejected.reason,
+                detail=rejected.detail,
+                fingerprint=fingerprint,
+            )
 
-    def outcome(self, partition: int, command_id: str) -> Outcome | None:
-        """The remembered outcome of a command, if any."""
-        return self.outcomes[partition].get(command_id)
+    def _misrouted(self, envelope: Envelope, partition: int) -> str | None:
+        """Why `envelope` may not apply on `partition` (its key or a txn namespace routes elsewhere), or None."""
+        if self._partition_of(envelope) != partition:
+            return "command is on the wrong partition for its key"
+        if envelope.namespace is None or type(envelope.command).namespaces is ScopedCommand.namespaces:
+            return None  # a command touching only its envelope's namespace
+        touched = envelope.command.namespaces(envelope.namespace)
+        if len(touched) == 1:
+            return None
+        elsewhere = sorted(ns for ns in touched if self._route(scope_key(envelope.tenant, ns)) != partition)
+        if elsewhere:
+            return f"{envelope.type} also touches namespaces on other partitions: {', '.join(elsewhere)}"
+        return None
+
+    def outcome(self, partition: int, envelope: Envelope) -> Outcome | None:
+        """The outcome of exactly this command (tenant, command_id and fingerprint), if remembered.
+
+        A key bound to a different command of the tenant answers the `idempotency_key_reused`
+        rejection (what that command got at apply); None when the key is not remembered.
+        """
+        known = self.outcomes[partition].get(outcome_key(envelope.tenant, envelope.command_id))
+        if known is None:
+            return None
+        return known if known.fingerprint == command_fingerprint(envelope) else _reused(known, envelope.command_id)
+
+    def bound_elsewhere(self, envelope: Envelope) -> Outcome | None:
+        """The reused-key rejection if the tenant's key is bound to a different command on any partition, else None."""
+        key = outcome_key(envelope.tenant, envelope.command_id)
+        fingerprint: str | None = None
+        for remembered in self.outcomes:
+            known = remembered.get(key)
+            if known is not None:
+                fingerprint = fingerprint or command_fingerprint(envelope)
+                if known.fingerprint != fingerprint:
+                    return _reused(known, envelope.command_id)
+        return None
 
     def digests(self) -> dict[str, str]:
-        """Per-model digests plus one over the remembered outcomes, keyed by name, sorted."""
+        """Per-model digests plus one over the remembered outcomes (and barrier denials), keyed by name, sorted."""
         digests = {model.name: model.digest() for model in self.models}
         outcomes = hashlib.sha256()
         for partition, remembered in enumerate(self.outcomes):
-            for command_id, outcome in remembered.items():
-                outcomes.update(f"{partition}\x00{command_id}\x00{outcome.status}\x00{outcome.reason}\n".encode())
+            for key, outcome in remembered.items():
+                line = f"{partition}\x00{key}\x00{outcome.fingerprint}\x00{outcome.status}\x00{outcome.reason}\n"
+                outcomes.update(line.encode())
+        barriers = self.by_type.get("barrier.set")
+        if isinstance(barriers, BarriersModel):  # the denials are remembered rejections too
+            outcomes.update(barriers.denials_digest().encode())
         digests["outcomes"] = outcomes.hexdigest()
         return dict(sorted(digests.items()))
 
@@ -131,6 +236,8 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._advanced = asyncio.Event()
         self.error: BaseException | None = None
+        #: Called with (partition, offset, chain head) after each record is applied (the node records it).
+        self.chain_sink: Callable[[int, int, bytes], None] | None = None
 
     @property
     def applied(self) -> list[int]:
@@ -151,13 +258,13 @@ class Engine:
                 )
                 if not records:
                     break
-                for record in records:
-                    self.state.apply_record(record)
+                self._apply(records)
         self._notify()
 
     def start(self) -> None:
         """Start one tailing task per partition."""
-        assert not self._tasks, "already started"
+        if self._tasks:
+            raise RuntimeError("the engine is already started")
         for partition in range(len(self.state.applied)):
             self._tasks.append(asyncio.create_task(self._tail(partition), name=f"apply-{self.topic}-{partition}"))
 
@@ -166,7 +273,7 @@ class Engine:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a loop that died left it in `error`
                 await task
         self._tasks.clear()
 
@@ -180,8 +287,7 @@ class Engine:
                     max_records=APPLY_BATCH_RECORDS,
                     wait_ms=TAIL_WAIT_MS,
                 )
-                for record in records:
-                    self.state.apply_record(record)
+                self._apply(records)
                 if records:
                     self._notify()
         except asyncio.CancelledError:
@@ -190,6 +296,13 @@ class Engine:
             self.error = error
             self._notify()
             raise
+
+    def _apply(self, records: Sequence[Record]) -> None:
+        state, sink = self.state, self.chain_sink
+        for record in records:
+            state.apply_record(record)
+            if sink is not None:
+                sink(record.partition, record.offset, state.chain[record.partition])
 
     def _notify(self) -> None:
         self._advanced.set()

@@ -152,7 +152,7 @@ class RunSummary:
         run = runs.get_run(envelope.tenant, envelope.run_id)
         if run is None:
             return []
-        outcome = state.outcome(record.partition, envelope.command_id)
+        outcome = state.outcome(record.partition, envelope)
         if outcome is not None and outcome.status != "applied":
             return []
         if outcome is None and (run.status, run.ended_at_ms) != (command.status, record.timestamp_ms):
@@ -208,7 +208,7 @@ def derive(processors: Sequence[Processor], state: EngineState, record: Record) 
     derived: list[Envelope] = []
     for processor in chosen:
         for command in processor.derive(state, record, envelope):
-            if state.outcome(partition_of(command, partitions), command.command_id) is None:
+            if state.outcome(partition_of(command, partitions), command) is None:
                 derived.append(command)
     return derived
 
@@ -351,6 +351,8 @@ class FoldProcessors:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
+            if records and records[0].offset >= until:
+                break  # the rest up to `until` is a gap with no records (transaction markers, compaction)
             for item in records:
                 if item.offset >= until:
                     break

@@ -115,7 +115,8 @@ class _SortedList(Generic[_T]):
         index = bisect_left(self._maxes, item)
         chunk = self._chunks[index]
         position = bisect_left(chunk, item)
-        assert chunk[position] == item
+        if position >= len(chunk) or chunk[position] != item:
+            raise KeyError(item)  # an index out of step with the records: never delete a neighbour
         del chunk[position]
         if not chunk:
             del self._chunks[index]

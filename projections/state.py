@@ -124,7 +124,8 @@ class StateModel(ReadModel):
         """Apply a `state.cas` or `lock.*` command; raise `Rejected` having changed nothing."""
         envelope = context.envelope
         command = envelope.command
-        assert envelope.namespace is not None  # state commands are namespace-scoped
+        if envelope.namespace is None:  # state commands are namespace-scoped: the envelope refuses this
+            raise Rejected("invalid", f"{envelope.type} needs a namespace")
         space = (envelope.tenant, envelope.namespace)
         if isinstance(command, StateCas):
             return self._cas(space, command, envelope.agent_id, context.log_time_ms)

@@ -138,8 +138,9 @@ def _start_state(log: EventLog, topic: str, target: Sequence[int], snapshot_dir:
         for info in candidates:
             try:
                 return load_snapshot(info)
-            except SnapshotError as error:
-                logger.warning("skipping snapshot %s: %s", info.path, error)
+            except Exception as error:  # any failure (a check, a format, a class renamed): replay the log instead
+                reason = error if isinstance(error, SnapshotError) else f"{type(error).__name__}: {error}"
+                logger.warning("skipping snapshot %s: %s", info.path, reason)
     return new_state(partitions)
 
 

@@ -157,6 +157,11 @@ class FileLog(EventLog):
     async def _physical_end_offsets(self, topic: str) -> list[int]:
         return [store.end_offset for store in self._stores[topic]]
 
+    def failure(self) -> str | None:
+        """Why the log accepts no more writes (the failure latch's error), or None."""
+        error = self._options.latch.error
+        return None if error is None else repr(error)
+
     async def _physical_close(self) -> None:
         if self._syncer is not None:
             self._syncer.cancel()

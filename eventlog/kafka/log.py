@@ -5,6 +5,9 @@
   Timestamps are the broker's (`message.timestamp.type=LogAppendTime`).
 * Reads: pooled single-partition consumers that continue where the previous read ended
   (`reader.ReaderPool`); end offsets are the high watermark (only fully replicated records).
+  Offsets may have gaps (a transactional producer's markers, compaction): reads return what is there
+  and readers skip ahead. An offset below the partition's start (retention deleted it) raises
+  `RecordsDeletedError` naming the new start, instead of answering nothing forever.
 * Topic metadata (partitions, parent, fork cut) lives in the compacted catalog topic
   `<prefix>__agentlog_topics` (`catalog`), read at open and followed while the log is open.
 """
@@ -24,7 +27,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from eventlog import limits
 from eventlog.base import EventLog
-from eventlog.errors import CorruptLogError, InvalidRequestError, LogClosedError, LogError, TopicExistsError
+from eventlog.errors import (
+    CorruptLogError,
+    InvalidRequestError,
+    LogClosedError,
+    LogError,
+    RecordsDeletedError,
+    TopicExistsError,
+)
 from eventlog.kafka.catalog import CATALOG_TOPIC, NODE_HEADER, decode_topic, encode_topic
 from eventlog.kafka.common import ClientOptions, error_for_code, forget_topic, to_log_error
 from eventlog.kafka.reader import OffsetOutOfRange, ReaderPool, new_consumer, topic_partition
@@ -390,11 +400,20 @@ class KafkaLog(EventLog):
                         return []
                     await asyncio.sleep(min(remaining_ms, _BEYOND_END_POLL_MS) / 1000)
             except OffsetOutOfRange:
+                start = await self._fetch_start(tp)
+                if offset < start:  # retention moved the start past us: say so, never spin on it
+                    raise RecordsDeletedError(tp.topic, tp.partition, offset, start) from None
                 out_of_range += 1
                 if out_of_range > 2:
                     return []
             end = await self._fetch_end(tp)
             asked = True
+
+    async def _fetch_start(self, tp: Any) -> int:
+        try:
+            return int((await self._offsets.beginning_offsets([tp]))[tp])
+        except Exception as error:
+            raise to_log_error(error, f"start offset of {tp.topic}/{tp.partition}") from error
 
     def _note_end(self, tp: Any, end: int) -> None:
         if end > self._ends.get(tp, 0):

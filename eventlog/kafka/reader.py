@@ -15,7 +15,7 @@ from typing import Any
 import aiokafka.errors as kafka_errors
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from eventlog.errors import LogClosedError
+from eventlog.errors import InvalidRequestError, LogClosedError
 from eventlog.kafka.common import ClientOptions, to_log_error
 from eventlog.records import Record
 
@@ -83,8 +83,8 @@ class PartitionReader:
 
     async def fetch(self, timeout_ms: int, max_records: int) -> list[Record]:
         """Records from the position on: those prefetched, else wait up to `timeout_ms` for a fetch."""
-        assert self._consumer is not None
-        assert self.position is not None
+        if self._consumer is None or self.position is None:
+            raise InvalidRequestError("kafka: fetch from a reader not moved to an offset")
         offset = self.position
         try:
             batches = await self._consumer.getmany(self.tp, timeout_ms=timeout_ms, max_records=max_records)

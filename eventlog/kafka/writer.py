@@ -106,7 +106,8 @@ class PartitionWriter:
         for index, (value, key, headers) in enumerate(messages):
             if batch.builder.append(key=key, value=value, timestamp=None, headers=list(headers)) is None:
                 # Cannot happen by the size bound, and the batch is not drained while this loop runs.
-                assert index == 0, "an append was split across record batches"
+                if index != 0:
+                    raise LogError("kafka: an append was split across record batches")
                 return None
         batch.bound += bound
         member = _Member(start, len(messages))

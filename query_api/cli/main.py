@@ -13,6 +13,7 @@ import click
 from eventlog.errors import LogError
 from eventlog.file import FileLog, verify_directory
 from eventlog.records import Record
+from query_api.cli.audit import register as register_audit
 from query_api.cli.replay import register as register_replay
 from query_api.cli.timemachine import register as register_timemachine
 from query_api.cli.verbs import register
@@ -29,6 +30,21 @@ def main() -> None:
 register(main)
 register_timemachine(main)
 register_replay(main)
+register_audit(main)
+
+
+def serve_log_url(data_dir: Path | None, log_url: str | None) -> str | None:
+    """The log URL `serve` was given: `--data DIR` (= file://DIR) or `--log`; both at once only if they agree."""
+    if data_dir is None:
+        return log_url
+    from_data = f"file://{data_dir}"
+    if log_url is not None and log_url.rstrip("/") != from_data.rstrip("/"):
+        hint = " (on Kafka, snapshots go to --snapshot-dir DIR)" if log_url.startswith("kafka://") else ""
+        raise click.UsageError(
+            f"--data {data_dir} names the embedded log file://{data_dir}, but --log names {log_url}: "
+            f"give one of the two{hint}"
+        )
+    return from_data
 
 
 @main.command()
@@ -42,7 +58,8 @@ register_replay(main)
     "data_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Data directory of the embedded log (shorthand for --log file://DIR).",
+    help="Data directory of the embedded log (shorthand for --log file://DIR; an error beside another --log: "
+    "on kafka:// give --snapshot-dir instead).",
 )
 @click.option("--fsync", default=None, help="always, never or interval:<ms> [env AGENTLOG_FSYNC; default always].")
 @click.option("--partitions", type=int, default=None, help="Partitions of the main topic when created [default 8].")
@@ -78,7 +95,7 @@ def serve(
     overrides: dict[str, object] = {
         "host": host,
         "port": port,
-        "log": f"file://{data_dir}" if data_dir is not None else log_url,
+        "log": serve_log_url(data_dir, log_url),
         "fsync": fsync,
         "partitions": partitions,
         "api_keys_file": api_keys_file,
@@ -125,12 +142,14 @@ def worker(
 
 @main.command()
 @click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The node's base URL.")
-def status(url: str) -> None:
+@click.option("--api-key", envvar="AGENTLOG_API_KEY", default=None, help="API key; node-wide detail needs admin.")
+def status(url: str, api_key: str | None) -> None:
     """Print a node's applied cut, lag and digests."""
     import httpx
 
+    headers = {} if api_key is None else {"Authorization": f"Bearer {api_key}"}
     try:
-        response = httpx.get(f"{url}/v1/status", timeout=10)
+        response = httpx.get(f"{url}/v1/status", timeout=10, headers=headers)
     except httpx.HTTPError as error:
         raise click.ClickException(f"cannot reach {url}: {error}") from error
     click.echo(json.dumps(response.json(), indent=2))

@@ -31,7 +31,7 @@ from projections.cut import CutError, parse_token
 from projections.engine import EngineState
 from projections.timetravel import ProgressCallback, TimeTravelError, cut_at_time, rebuild
 from query_api.cli.verbs import DEFAULT_URL, _echo_json, _with_client
-from query_api.node.branches import BRANCH_TOPIC_PREFIX, MAIN, BranchError, cut_token, parse_as_of
+from query_api.node.branches import DEFAULT_TENANT, MAIN, BranchError, cut_token, parse_as_of, tenant_branch_prefix
 
 __all__ = ["branch", "compare_digests", "register", "replay", "verify"]
 
@@ -99,25 +99,43 @@ async def _replay(
         await log.close()
 
 
-def _topic(topic: str, branch_name: str | None) -> str:
-    """The topic of `--branch` if given, else `--topic`."""
+def _topic(topic: str, branch_name: str | None, tenant: str = DEFAULT_TENANT) -> str:
+    """The topic of `tenant`'s `--branch` if given, else `--topic`."""
     if branch_name is None or branch_name == MAIN:
         return topic
-    return BRANCH_TOPIC_PREFIX + branch_name
+    return tenant_branch_prefix(tenant) + branch_name
 
 
 @click.command()
 @click.argument("data_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--until", default=None, help="A cut (0:12,3:40), t:<ms> or an ISO-8601 time [default: the log's end].")
 @click.option("--topic", default=MAIN, show_default=True, help="The main topic to rebuild.")
-@click.option("--branch", "branch_name", default=None, help="Rebuild this branch instead (topic branch.NAME).")
-@click.option("--snapshots/--no-snapshots", default=True, show_default=True, help="Start from a usable snapshot.")
-def replay(data_dir: Path, until: str | None, topic: str, branch_name: str | None, snapshots: bool) -> None:
+@click.option("--branch", "branch_name", default=None, help="Rebuild this branch of --tenant instead.")
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True, help="The tenant whose --branch it is.")
+@click.option(
+    "--trust-snapshots",
+    is_flag=True,
+    default=False,
+    help="Start from a snapshot in DATA_DIR/snapshots. Loading a snapshot runs code from it: give this only for "
+    "a directory you trust. Default: rebuild from the log alone.",
+)
+@click.option("--no-snapshots", "no_snapshots", is_flag=True, hidden=True, help="The default; kept for scripts.")
+def replay(
+    data_dir: Path,
+    until: str | None,
+    topic: str,
+    branch_name: str | None,
+    tenant: str,
+    trust_snapshots: bool,
+    no_snapshots: bool,
+) -> None:
     """Rebuild a topic of the embedded log in DATA_DIR up to --until (read-only); print the cut and digests."""
-    topic = _topic(topic, branch_name)
+    if trust_snapshots and no_snapshots:
+        raise click.UsageError("--trust-snapshots and --no-snapshots contradict each other")
+    topic = _topic(topic, branch_name, tenant)
     with _progress(f"replaying {topic}") as progress:
         try:
-            cut, state = asyncio.run(_replay(data_dir, topic, until, snapshots, progress))
+            cut, state = asyncio.run(_replay(data_dir, topic, until, trust_snapshots, progress))
         except (LogError, TimeTravelError) as error:
             raise click.ClickException(str(error)) from error
     click.echo(json.dumps({"topic": topic, "cut": cut, "token": cut_token(cut), "digests": state.digests()}, indent=2))
@@ -142,12 +160,13 @@ async def _rebuild_at(
 )
 @click.option("--log", "log_url", default=None, help="Its log URL (file:///path, kafka://host:port).")
 @click.option("--branch", "branch_name", default=MAIN, show_default=True, help="The branch to verify.")
-def verify(url: str, data_dir: Path | None, log_url: str | None, branch_name: str) -> None:
+@click.option("--api-key", envvar="AGENTLOG_API_KEY", default=None, help="An admin key [env AGENTLOG_API_KEY].")
+def verify(url: str, data_dir: Path | None, log_url: str | None, branch_name: str, api_key: str | None) -> None:
     """Rebuild from zero to the node's applied cut and compare digests; exit 1 on any difference."""
     if data_dir is None and log_url is None:
         raise click.UsageError("give --data DIR (embedded log) or --log URL (the node's log)")
     try:
-        with AgentlogClient(url) as client:
+        with AgentlogClient(url, api_key=api_key) as client:
             status = client.status(branch=None if branch_name == MAIN else branch_name)
     except AgentlogError as error:
         raise click.ClickException(f"{url}: {error.detail} ({error.code})") from error

@@ -3,7 +3,10 @@
 Every read and write goes through a `View` (`ViewDep` for reads, `WriterDep` for writes): the
 `branch` query parameter (default `main`) picks the branch, and a read's `as_of` (a cut or a log
 time, see `query_api.node.branches`) picks a scratch state rebuilt to that cut, with the as-of time as
-the reader's clock. A write with `as_of` is refused (400 `as_of_on_write`).
+the reader's clock. A write with `as_of` is refused (400 `as_of_on_write`). The branch is the
+caller's tenant's (main is shared). Roles (see `query_api.http.auth`): a view needs `reader`, a writer
+`writer`; `ReaderDep`, `WriterRoleDep` and `AdminDep` require a role of routes that use no view.
+With API keys, a missing or unknown key is 401 `unauthorized`, a role too weak 403 `forbidden`.
 """
 
 from __future__ import annotations
@@ -17,24 +20,28 @@ from commands import Caller, Command, Envelope, stamp
 from projections.engine import EngineState
 from projections.model import ReadModel
 from projections.records import RecordsModel
-from query_api.http.auth import ApiKeys, AuthError, resolve_caller
+from query_api.http.auth import ApiKeys, AuthError, Principal, Role, allows, resolve_principal
 from query_api.http.openapi import IDENTITY_PATTERN
 from query_api.http.problems import ApiProblem, rejection_problem
-from query_api.node.branches import BRANCH_NAME_PATTERN, MAIN, AsOf, Branch
+from query_api.node.branches import BRANCH_NAME_PATTERN, DEFAULT_TENANT, MAIN, AsOf, Branch
 from query_api.node.node import Node, WriteResult
 from query_api.settings import Settings
 
 __all__ = [
     "QUERY_CUT_CHARS_MAX",
+    "AdminDep",
     "AsOfQuery",
     "BranchQuery",
     "CallerDep",
     "NodeDep",
+    "PrincipalDep",
+    "ReaderDep",
     "TokenQuery",
     "View",
     "ViewDep",
     "WaitQuery",
     "WriterDep",
+    "WriterRoleDep",
     "execute",
 ]
 
@@ -47,29 +54,64 @@ async def get_node(request: Request) -> Node:
     return node
 
 
-async def get_caller(
+async def get_principal(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
     x_tenant: Annotated[str | None, Header()] = None,
     x_agent_id: Annotated[str | None, Header()] = None,
     x_tool_id: Annotated[str | None, Header()] = None,
-) -> Caller:
-    """The caller: from its API key when keys are configured, else from the identity headers."""
+) -> Principal:
+    """The caller and its role: from its API key when keys are configured, else from the identity headers."""
     keys: ApiKeys | None = request.app.state.api_keys
     for name, value in (("X-Tenant", x_tenant), ("X-Agent-Id", x_agent_id), ("X-Tool-Id", x_tool_id)):
         if value is not None and not _IDENTITY.fullmatch(value):
             raise ApiProblem(400, "invalid", f"{name} must match [A-Za-z0-9._:@-]{{1,256}}")
     try:
-        return resolve_caller(keys, authorization, x_api_key, x_tenant, x_agent_id, x_tool_id)
+        return resolve_principal(keys, authorization, x_api_key, x_tenant, x_agent_id, x_tool_id)
     except AuthError as error:
         raise ApiProblem(401, "unauthorized", str(error)) from error
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_caller(principal: PrincipalDep) -> Caller:
+    """The caller's identity (tenant, agent, tool)."""
+    return principal.caller
+
+
+def check_role(principal: Principal, needed: Role) -> Principal:
+    """`principal` if its role allows `needed`, else a 403 problem."""
+    if not allows(principal.role, needed):
+        raise ApiProblem(
+            403, "forbidden", f"this needs the {needed} role; the key's role is {principal.role}", role=principal.role
+        )
+    return principal
+
+
+async def require_reader(principal: PrincipalDep) -> Principal:
+    """The caller, who must hold at least the reader role."""
+    return check_role(principal, "reader")
+
+
+async def require_writer(principal: PrincipalDep) -> Principal:
+    """The caller, who must hold at least the writer role."""
+    return check_role(principal, "writer")
+
+
+async def require_admin(principal: PrincipalDep) -> Principal:
+    """The caller, who must hold the admin role."""
+    return check_role(principal, "admin")
 
 
 NodeDep = Annotated[Node, Depends(get_node)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 #: Longest `token` or `as_of` in a query string: the HTTP server refuses request heads over 16 KiB.
 QUERY_CUT_CHARS_MAX = 4_096
+ReaderDep = Annotated[Principal, Depends(require_reader)]
+WriterRoleDep = Annotated[Principal, Depends(require_writer)]
+AdminDep = Annotated[Principal, Depends(require_admin)]
 TokenQuery = Annotated[
     str | None,
     Query(
@@ -98,9 +140,17 @@ AsOfQuery = Annotated[
 class View:
     """What one request reads and writes: a branch of the node, live or as of a past cut."""
 
-    def __init__(self, node: Node, branch: Branch, as_of: AsOf | None = None, state: EngineState | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        branch: Branch,
+        as_of: AsOf | None = None,
+        state: EngineState | None = None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> None:
         self.node = node
         self.branch = branch
+        self.tenant = tenant
         self.as_of = as_of
         self._state = state
 
@@ -142,20 +192,22 @@ class View:
         return await self.node.execute(envelope, self._branch())
 
 
-async def get_view(node: NodeDep, branch: BranchQuery = MAIN, as_of: AsOfQuery = None) -> View:
-    """The view a read uses: `branch`, live or as of `as_of`."""
-    handle = await node.branches.get(branch)
+async def get_view(node: NodeDep, reader: ReaderDep, branch: BranchQuery = MAIN, as_of: AsOfQuery = None) -> View:
+    """The view a read uses: the caller's `branch`, live or as of `as_of`."""
+    tenant = reader.caller.tenant
+    handle = await node.branches.get(tenant, branch)
     if as_of is None:
-        return View(node, handle)
+        return View(node, handle, tenant=tenant)
     resolved = await node.branches.resolve_as_of(handle, as_of, node.settings.read_wait_ms_max / 1000)
-    return View(node, handle, resolved, await node.branches.state_at(handle, resolved.cut))
+    return View(node, handle, resolved, await node.branches.state_at(handle, resolved.cut, tenant), tenant)
 
 
-async def get_writer(request: Request, node: NodeDep, branch: BranchQuery = MAIN) -> View:
-    """The view a write uses: the live `branch`; a write as of the past is refused."""
+async def get_writer(request: Request, node: NodeDep, writer: WriterRoleDep, branch: BranchQuery = MAIN) -> View:
+    """The view a write uses: the caller's live `branch`; a write as of the past is refused."""
     if "as_of" in request.query_params:
         raise ApiProblem(400, "as_of_on_write", "writes cannot take as_of: the past is read-only (branch from it)")
-    return View(node, await node.branches.get(branch))
+    tenant = writer.caller.tenant
+    return View(node, await node.branches.get(tenant, branch), tenant=tenant)
 
 
 ViewDep = Annotated[View, Depends(get_view)]

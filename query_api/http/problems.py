@@ -14,7 +14,7 @@ from pydantic import ValidationError as PydanticValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from commands import CommandError, from_validation_errors
-from eventlog.errors import LimitExceededError, LogError, LogFailedError
+from eventlog.errors import InvalidRequestError, LimitExceededError, LogError, LogFailedError, TopicNotFoundError
 from projections.cut import CutError
 from projections.outcome import Outcome
 from query_api.node.branches import BranchError
@@ -23,6 +23,8 @@ from query_api.node.node import NotApplied, TokenAhead
 __all__ = ["ApiProblem", "install_problem_handlers", "problem_response", "rejection_problem", "route_methods"]
 
 MEDIA_TYPE = "application/problem+json"
+#: Seconds a client told the log is unavailable (503) should wait before retrying.
+LOG_RETRY_AFTER_S = 1
 
 #: HTTP status of each rejection reason a projection records.
 REJECTION_STATUS = {
@@ -36,6 +38,7 @@ REJECTION_STATUS = {
     "schema_violation": 422,
     "invalid": 422,
     "cross_partition": 422,
+    "idempotency_key_reused": 409,
 }
 
 
@@ -51,11 +54,18 @@ class ApiProblem(Exception):
 
 
 def problem_response(
-    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+    status: int,
+    code: str,
+    detail: str,
+    retry_after_s: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
-    """A problem+json response."""
+    """A problem+json response; `retry_after_s` becomes a `Retry-After` header."""
     body = {"type": f"urn:agentlog:error:{code}", "title": code.replace("_", " "), "status": status, "detail": detail}
     body.update(extra)
+    if retry_after_s is not None:
+        headers = {**(headers or {}), "Retry-After": str(retry_after_s)}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
@@ -114,7 +124,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BranchError)
     async def _branch(_: Request, error: BranchError) -> JSONResponse:
-        return problem_response(error.status, error.code, error.detail, **error.extra)
+        return problem_response(error.status, error.code, error.detail, error.retry_after_s, **error.extra)
 
     @app.exception_handler(CommandError)
     async def _command_error(_: Request, error: CommandError) -> JSONResponse:
@@ -156,8 +166,17 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(LogFailedError)
     async def _failed(_: Request, error: LogFailedError) -> JSONResponse:
-        return problem_response(503, "log_failed", str(error))
+        return problem_response(503, "log_failed", str(error), LOG_RETRY_AFTER_S)
+
+    @app.exception_handler(InvalidRequestError)
+    async def _invalid_log_request(_: Request, error: InvalidRequestError) -> JSONResponse:
+        return problem_response(400, "invalid", str(error))
+
+    @app.exception_handler(TopicNotFoundError)
+    async def _no_topic(_: Request, error: TopicNotFoundError) -> JSONResponse:
+        return problem_response(404, "not_found", str(error))
 
     @app.exception_handler(LogError)
     async def _log(_: Request, error: LogError) -> JSONResponse:
-        return problem_response(400, "log_error", str(error))
+        # the log or the broker failed (closed, unreachable, timed out, corrupt): not the client's fault
+        return problem_response(503, "log_unavailable", str(error), LOG_RETRY_AFTER_S)

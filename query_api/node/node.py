@@ -10,19 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from commands import CommandProducer, Envelope
+from commands import CommandError, CommandProducer, Envelope
 from eventlog.base import EventLog
 from eventlog.errors import TopicExistsError, TopicNotFoundError
 from eventlog.records import TopicInfo
 from eventlog.url import open_log
 from projections.catalog import new_state
+from projections.chain import ChainFile
 from projections.cut import format_token, parse_token
 from projections.engine import Engine, EngineState
 from projections.outcome import Outcome
 from projections.processors import LogProcessors, default_processors, sweep_expired
 from projections.records import RecordsModel
 from projections.snapshot import SnapshotError, list_snapshots, load_snapshot, write_snapshot
-from query_api.node.branches import MAIN, Branch, Branches
+from query_api.node.branches import DEFAULT_TENANT, MAIN, Branch, Branches
 from query_api.settings import Settings
 
 __all__ = ["Node", "NotApplied", "TokenAhead", "WriteResult", "open_topic"]
@@ -31,6 +32,8 @@ logger = logging.getLogger("agentlog.node")
 
 #: How often the snapshot task checks whether enough was applied since the last snapshot.
 SNAPSHOT_CHECK_S = 1.0
+#: How often the records' chain hashes are written to `<data>/audit/` (see `projections.chain`).
+CHAIN_FLUSH_S = 1.0
 
 
 class NotApplied(Exception):
@@ -45,6 +48,10 @@ def format_cut(offsets: dict[int, int] | list[int]) -> str:
     """`p:o` pairs of a cut, for messages."""
     items = offsets.items() if isinstance(offsets, dict) else enumerate(offsets)
     return ",".join(f"{p}:{o}" for p, o in items)
+
+
+class OutcomeMissing(RuntimeError):
+    """A command was applied but its outcome is not remembered (a window far too small: a bug)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +91,7 @@ class Node:
         self.started_at_ms = int(time.time() * 1000)
         self.processors: LogProcessors | None = None
         self.branches = Branches(log, settings.topic, engine, self.producer, self.snapshot_dir)
+        self.chain_file: ChainFile | None = None
 
     @classmethod
     async def start(cls, settings: Settings) -> Node:
@@ -92,9 +100,17 @@ class Node:
         info = await open_topic(log, settings.topic, settings.partitions)
         state = _restore(settings.resolved_snapshot_dir(), settings.topic, info.partitions)
         engine = Engine(log, settings.topic, state)
+        chain_file = None
+        if settings.log.startswith("file://"):
+            chain_file = ChainFile(Path(settings.log.removeprefix("file://")), settings.topic, info.partitions)
+            engine.chain_sink = chain_file.record
         await engine.catch_up()
         engine.start()
         node = cls(settings, log, engine)
+        node.chain_file = chain_file
+        if chain_file is not None:
+            chain_file.flush()
+            node._tasks.append(asyncio.create_task(node._chain_forever(), name="chain-file"))
         if settings.sweep_interval_ms > 0:
             node._tasks.append(asyncio.create_task(node._sweep_forever(), name="ttl-sweeper"))
         if node.snapshot_dir is not None and settings.snapshot_every > 0:
@@ -115,6 +131,8 @@ class Node:
             await self.processors.stop()
         await self.branches.close()
         await self.engine.stop()
+        if self.chain_file is not None:
+            self.chain_file.flush()
         await self.log.close()
 
     @property
@@ -139,6 +157,9 @@ class Node:
     async def execute(self, envelope: Envelope, branch: Branch | None = None) -> WriteResult:
         """Append a command (to `branch`, default main), wait until it is applied, and answer with its outcome."""
         producer, engine = (self.producer, self.engine) if branch is None else (branch.producer, branch.engine)
+        reused = engine.state.bound_elsewhere(envelope)
+        if reused is not None:  # refused before append: the key is bound to another command of this tenant
+            raise CommandError("idempotency_key_reused", reused.detail or "command_id reused", 409)
         submitted = await producer.submit(envelope)
         applied = await engine.wait_for(
             {submitted.partition: submitted.offset + 1}, self.settings.write_timeout_ms / 1000
@@ -148,8 +169,9 @@ class Node:
                 f"command {submitted.command_id} is durable at {submitted.partition}:{submitted.offset} "
                 f"but was not applied within {self.settings.write_timeout_ms} ms"
             )
-        outcome = engine.state.outcome(submitted.partition, submitted.command_id)
-        assert outcome is not None
+        outcome = engine.state.outcome(submitted.partition, envelope)
+        if outcome is None:
+            raise OutcomeMissing(f"command {submitted.command_id} applied but its outcome is not remembered")
         return WriteResult(
             submitted.command_id,
             submitted.partition,
@@ -181,11 +203,11 @@ class Node:
         """A token for everything this node has applied."""
         return ",".join(f"{p}:{o}" for p, o in enumerate(self.engine.applied))
 
-    async def state_at(self, as_of: str, branch: str = MAIN) -> EngineState:
-        """The state of `branch` as of a cut or a log time (see `branches`): rebuilt to exactly that cut."""
-        handle = await self.branches.get(branch)
+    async def state_at(self, as_of: str, branch: str = MAIN, tenant: str = DEFAULT_TENANT) -> EngineState:
+        """The state of `tenant`'s `branch` as of a cut or a log time (see `branches`), rebuilt there."""
+        handle = await self.branches.get(tenant, branch)
         resolved = await self.branches.resolve_as_of(handle, as_of, self.settings.read_wait_ms_max / 1000)
-        return await self.branches.state_at(handle, resolved.cut)
+        return await self.branches.state_at(handle, resolved.cut, tenant)
 
     # ----------------------------------------------------------------------------------- background
 
@@ -200,6 +222,15 @@ class Node:
                 await self.sweep_once()
             except Exception:
                 logger.exception("TTL sweep failed; retrying next period")
+
+    async def _chain_forever(self) -> None:
+        while True:
+            await asyncio.sleep(CHAIN_FLUSH_S)
+            if self.chain_file is not None:
+                try:
+                    self.chain_file.flush()
+                except OSError:
+                    logger.exception("writing the chain file failed; retrying next period")
 
     async def _snapshot_forever(self) -> None:
         while True:
@@ -234,6 +265,11 @@ async def open_topic(log: EventLog, topic: str, partitions: int) -> TopicInfo:
     return log.topic(topic)
 
 
+def _why(error: Exception) -> str:
+    """A snapshot load failure in one line."""
+    return str(error) if isinstance(error, SnapshotError) else f"{type(error).__name__}: {error}"
+
+
 def _restore(snapshot_dir: Path | None, topic: str, partitions: int) -> EngineState:
     """The newest snapshot that loads and checks out, or a fresh state."""
     if snapshot_dir is not None:
@@ -242,6 +278,6 @@ def _restore(snapshot_dir: Path | None, topic: str, partitions: int) -> EngineSt
                 continue
             try:
                 return load_snapshot(info)
-            except SnapshotError as error:
-                logger.warning("skipping snapshot %s: %s", info.path, error)
+            except Exception as error:  # any failure (a check, a format, a class renamed): replay the log instead
+                logger.warning("skipping snapshot %s: %s", info.path, _why(error))
     return new_state(partitions)

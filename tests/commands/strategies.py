@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from commands import (
     COMMAND_TYPES,
+    BarrierSet,
     CollectionCreate,
     EventAppend,
     KvBatchPut,
@@ -112,6 +113,11 @@ COMMANDS: dict[str, st.SearchStrategy[Any]] = {
         NamespaceConfig, json_schema=st.none() | st.just({"type": "object"}), default_ttl_s=ttls
     ),
     "kv.expire": st.builds(KvExpire, key=keys, expected_version=positive),
+    "barrier.set": st.builds(
+        BarrierSet,
+        agents=st.none() | st.lists(ids, max_size=3),
+        tools=st.none() | st.dictionaries(ids, st.lists(keys, max_size=2), max_size=2),
+    ),
     "state.cas": st.builds(StateCas, name=keys, expected_version=versions, value=json_values),
     "lock.acquire": st.builds(LockAcquire, name=keys, holder=ids, ttl_s=st.integers(1, 60)),
     "lock.renew": st.builds(LockRenew, name=keys, holder=ids, fencing_token=positive, ttl_s=st.integers(1, 60)),

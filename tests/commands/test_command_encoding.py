@@ -20,7 +20,9 @@ from commands import (
     KvPut,
     VectorUpsert,
     canonical_json,
+    command_fingerprint,
     decode,
+    decode_fingerprinted,
     decode_record,
     embedding_bytes,
     encode,
@@ -222,3 +224,30 @@ def test_bad_embeddings_are_refused(embedding: Any, code: str) -> None:
     with pytest.raises(CommandError) as info:
         parse_command({"type": "vector.upsert", "collection": "c", "id": "v", "embedding": embedding})
     assert info.value.code == code
+
+
+@pytest.mark.parametrize("type_name", sorted(COMMAND_TYPES))
+def test_the_fingerprint_read_from_a_record_is_the_producers(type_name: str) -> None:
+    @FEW
+    @given(command=COMMANDS[type_name], run_id=ids, namespace=envelope_namespaces)
+    def check(command: Any, run_id: str, namespace: str) -> None:
+        scoped = namespace if command.scope == "namespace" else None
+        envelope = stamp(command, CALLER, run_id=run_id, namespace=scoped)
+        message = encode_message(envelope)
+        record = Record(0, 0, 0, message.key, message.value, message.headers)
+        decoded, fingerprint = decode_fingerprinted(record)
+        assert decoded == envelope
+        assert fingerprint == command_fingerprint(envelope)  # what the node checks before append
+        retry = stamp(command, Caller("acme", agent_id="other"), run_id=run_id, namespace=scoped, issued_at=5)
+        assert command_fingerprint(retry) == fingerprint  # who sent it, and when, are not the command
+
+    check()
+
+
+def test_the_fingerprint_tells_commands_apart() -> None:
+    first = stamp(KvPut(key="k", value=1), CALLER, namespace="n")
+    assert command_fingerprint(first) != command_fingerprint(stamp(KvPut(key="k", value=2), CALLER, namespace="n"))
+    assert command_fingerprint(first) != command_fingerprint(stamp(KvPut(key="k", value=1), CALLER, namespace="m"))
+    assert command_fingerprint(first) != command_fingerprint(
+        stamp(KvPut(key="k", value=1), CALLER, namespace="n", run_id="r")
+    )

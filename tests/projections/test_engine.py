@@ -13,7 +13,7 @@ from eventlog.file import FileLog
 from eventlog.memory import MemoryLog
 from eventlog.records import Message
 from projections.catalog import new_state
-from projections.engine import Engine
+from projections.engine import Engine, outcome_key
 from projections.records import RecordsModel
 from projections.snapshot import SnapshotError, list_snapshots, load_snapshot, write_snapshot
 from tests.projections.workload import random_workload
@@ -88,7 +88,7 @@ async def test_retried_command_id_applies_once() -> None:
     engine = Engine(log, "main", new_state(PARTITIONS))
     caller = Caller(tenant="t", agent_id="a")
     first = stamp(KvPut(key="k", value=1), caller, namespace="ns", command_id="cmd-1")
-    retry = stamp(KvPut(key="k", value=2), caller, namespace="ns", command_id="cmd-1")
+    retry = stamp(KvPut(key="k", value=1), caller, namespace="ns", command_id="cmd-1")
     other = stamp(KvPut(key="k", value=3), caller, namespace="ns", command_id="cmd-2")
     placed = [await producer.submit(e) for e in (first, retry, other)]
     await engine.catch_up()
@@ -97,7 +97,7 @@ async def test_retried_command_id_applies_once() -> None:
     view = records.get("t", "ns", "k", now_ms=0)
     assert view is not None
     assert (view.value, view.version) == (3, 2)
-    assert engine.state.outcome(placed[0].partition, "cmd-1") == engine.state.outcome(placed[1].partition, "cmd-1")
+    assert engine.state.outcome(placed[0].partition, first) == engine.state.outcome(placed[1].partition, retry)
     before = engine.state.digests()
     await producer.submit(retry)
     await engine.catch_up()
@@ -154,7 +154,7 @@ async def test_outcomes_are_remembered_for_a_bounded_window(monkeypatch: pytest.
         )
     engine = Engine(log, "main", new_state(1))
     await engine.catch_up()
-    assert list(engine.state.outcomes[0]) == ["c2", "c3", "c4"]
+    assert list(engine.state.outcomes[0]) == [outcome_key("t", f"c{index}") for index in (2, 3, 4)]
     await producer.submit(stamp(KvPut(key="k0", value="again"), caller, namespace="ns", command_id="c0"))
     await engine.catch_up()
     records = engine.state.model("records")

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from query_api.http.app import create_app
 from query_api.settings import Settings
@@ -34,6 +35,7 @@ __all__ = [
     "http_settings",
     "memory_settings",
     "serve",
+    "serve_app",
 ]
 
 #: Fields of a write body that name where the record of *this* request sits: a retry is logged
@@ -102,8 +104,15 @@ def file_settings(root: Path, **overrides: object) -> Settings:
 @contextmanager
 def serve(settings: Settings) -> Iterator[str]:
     """Run a node for `settings` on a free loopback port; yields its base URL, stops it on exit."""
+    with serve_app(create_app(settings)) as base_url:
+        yield base_url
+
+
+@contextmanager
+def serve_app(app: FastAPI) -> Iterator[str]:
+    """Serve `app` (from `create_app`) on a free loopback port; yields its base URL, stops it on exit."""
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host="127.0.0.1",
         port=0,
         lifespan="on",

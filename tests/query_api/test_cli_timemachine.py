@@ -13,6 +13,7 @@ import httpx
 import pytest
 from click.testing import CliRunner, Result
 
+import projections.timetravel as timetravel
 from commands import CommandProducer
 from eventlog.file import FileLog
 from projections.snapshot import write_snapshot
@@ -129,7 +130,7 @@ def test_verify_says_equal_on_a_healthy_node(file_node: tuple[str, Path]) -> Non
     result = invoke("verify", "--url", base_url, "--data", str(data))
     assert result.exit_code == 0, result.output
     lines = dict(line.split() for line in result.stdout.splitlines())
-    assert set(lines) == {"records", "state", "txn", "runs", "traces", "vectors", "outcomes"}
+    assert set(lines) == {"records", "state", "txn", "runs", "traces", "vectors", "barriers", "outcomes"}
     assert set(lines.values()) == {"equal"}
     by_url = invoke("verify", "--url", base_url, "--log", f"file://{data}")
     assert by_url.exit_code == 0, by_url.output
@@ -191,3 +192,26 @@ def test_branch_create_list_show_fork_delete(file_node: tuple[str, Path]) -> Non
     assert invoke("branch", "create", "x", "--run", "r", env=env).exit_code == 2
     for name in ("c", "b"):
         assert printed_json(invoke("branch", "delete", name, env=env)) == {"name": name, "deleted": True}
+
+
+def test_replay_loads_no_snapshot_from_the_directory_unless_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    *_, end_digests = make_data(tmp_path)
+    loaded: list[Path] = []
+    real_load = timetravel.load_snapshot
+
+    def recording_load(info: Any, **kwargs: Any) -> Any:
+        loaded.append(info.path)
+        return real_load(info, **kwargs)
+
+    monkeypatch.setattr(timetravel, "load_snapshot", recording_load)
+    untrusted = printed_json(invoke("replay", str(tmp_path)))
+    assert untrusted["digests"] == end_digests
+    assert loaded == []  # rebuilt from the log alone
+    trusted = printed_json(invoke("replay", str(tmp_path), "--trust-snapshots"))
+    assert trusted["digests"] == end_digests
+    assert len(loaded) == 1
+    assert loaded[0].is_relative_to(tmp_path / "snapshots")
+    contradiction = invoke("replay", str(tmp_path), "--trust-snapshots", "--no-snapshots")
+    assert contradiction.exit_code == 2

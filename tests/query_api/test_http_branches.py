@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from agentlog import AgentlogClient, AsyncEmbeddedAgentlog, EmbeddedAgentlog, NotFoundError
-from query_api.node.branches import AS_OF_STATES, BranchError, parse_as_of
+from query_api.node.branches import AS_OF_STATES, BranchError, parse_as_of, tenant_branch_prefix
 from query_api.settings import Settings
 from tests.query_api.http_node import HttpNode, assert_problem, memory_settings
 
@@ -326,7 +326,7 @@ def test_sdk_branches_fork_and_per_branch_tokens(sdk_client: AgentlogClient) -> 
     assert (fork.branch, fork.at_seq, fork.new_run_id) == ("f", 1, None)
     client.append_event("r", "step", "f2", branch="f")
     assert [e.payload for e in client.events("r", branch="f").items] == [1, "f2"]
-    assert client.status(branch="f")["topic"] == "branch.f"
+    assert client.status(branch="f")["topic"] == tenant_branch_prefix("t") + "f"  # tenant t's branch topic
     child = client.create_branch("f2", "f", run_id="r", seq=2)
     assert child.parent == "f"
     assert client.events("r", branch="f2").items[-1].payload == "f2"

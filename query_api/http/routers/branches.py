@@ -1,7 +1,9 @@
 """Branches (DESIGN §5): make one from main or another branch at a cut, a log time or a run's event; fork a run.
 
 A branch is a zero-copy topic that reads its parent below the fork cut and then its own records;
-every other endpoint takes `?branch=NAME` to read or write it (see `query_api.node.branches`).
+every other endpoint takes `?branch=NAME` to read or write it (see `query_api.node.branches`). A branch
+belongs to the caller's tenant: others never see it. Listing and showing need the `reader` role,
+making branches and forks `writer`, deleting `admin`.
 `POST /v1/runs/{run_id}/fork` is the run-shaped shortcut: it makes a branch at the cut just after
 event `at_seq` of the run, where the run goes on under the same run id (its later events, and its
 end, stay on the source branch only). With `new_run_id`, the fork also begins that run on the new
@@ -20,7 +22,17 @@ from commands import RunBegin, new_id
 from commands.fields import Id, JsonInt, Positive
 from projections.cut import parse_token
 from projections.timetravel import cut_at_time
-from query_api.http.deps import BranchQuery, CallerDep, NodeDep, TokenQuery, View, WaitQuery, execute
+from query_api.http.deps import (
+    AdminDep,
+    BranchQuery,
+    NodeDep,
+    ReaderDep,
+    TokenQuery,
+    View,
+    WaitQuery,
+    WriterRoleDep,
+    execute,
+)
 from query_api.node.branches import BRANCH_NAME_PATTERN, MAIN, MAX_BRANCH_NAME_CHARS, Branch, cut_token
 from query_api.node.node import Node
 
@@ -75,19 +87,20 @@ class RunFork(BaseModel):
     branch: BranchName | None = Field(None, description="Name of the new branch (default: made from the run id)")
 
 
-async def _source(node: Node, name: str, token: str | None, wait_ms: int | None) -> Branch:
-    """Branch `name`, started, once it has applied `token`."""
-    source = await node.branches.get(name)
-    await View(node, source).wait_token(token, wait_ms)
+async def _source(node: Node, tenant: str, name: str, token: str | None, wait_ms: int | None) -> Branch:
+    """`tenant`'s branch `name`, started, once it has applied `token`."""
+    source = await node.branches.get(tenant, name)
+    await View(node, source, tenant=tenant).wait_token(token, wait_ms)
     return source
 
 
 @router.post("/branches", status_code=201)
 async def create_branch(
-    body: BranchCreate, node: NodeDep, caller: CallerDep, token: TokenQuery = None, wait_ms: WaitQuery = None
+    body: BranchCreate, node: NodeDep, writer: WriterRoleDep, token: TokenQuery = None, wait_ms: WaitQuery = None
 ) -> dict[str, Any]:
     """Make a branch of `from` at a cut, a log time, or just after a run's event; 409 if it exists."""
-    parent = await _source(node, body.parent, token, wait_ms)
+    caller = writer.caller
+    parent = await _source(node, caller.tenant, body.parent, token, wait_ms)
     at = body.at
     if at is None:
         cut = parent.engine.applied
@@ -98,25 +111,26 @@ async def create_branch(
         cut = await cut_at_time(node.log, parent.topic, at.time_ms)
     else:
         cut = await node.branches.cut_after_event(parent, caller.tenant, at.run_id, at.seq)
-    return await node.branches.create(body.name, parent.name, cut)
+    return await node.branches.create(caller.tenant, body.name, parent.name, cut)
 
 
 @router.get("/branches")
-async def list_branches(node: NodeDep) -> dict[str, Any]:
-    """Main and every branch of it, by name, with parent and fork cut."""
-    return {"items": [node.branches.describe(name) for name in node.branches.names()]}
+async def list_branches(node: NodeDep, reader: ReaderDep) -> dict[str, Any]:
+    """Main and every branch of the caller's tenant, by name, with parent and fork cut."""
+    tenant = reader.caller.tenant
+    return {"items": [node.branches.describe(tenant, name) for name in node.branches.names(tenant)]}
 
 
 @router.get("/branches/{name}")
-async def get_branch(name: BranchPath, node: NodeDep) -> dict[str, Any]:
-    """One branch: topic, parent, fork cut, and its applied cut if this node runs it; 404 if absent."""
-    return node.branches.describe(name)
+async def get_branch(name: BranchPath, node: NodeDep, reader: ReaderDep) -> dict[str, Any]:
+    """One branch of the caller's tenant: topic, parent, fork cut, its applied cut if running; 404 if absent."""
+    return node.branches.describe(reader.caller.tenant, name)
 
 
 @router.delete("/branches/{name}")
-async def delete_branch(name: BranchPath, node: NodeDep) -> dict[str, Any]:
-    """Delete a branch and its own records; 409 `branch_in_use` while branches of it exist."""
-    await node.branches.delete(name)
+async def delete_branch(name: BranchPath, node: NodeDep, admin: AdminDep) -> dict[str, Any]:
+    """Delete a branch of the caller's tenant and its own records; 409 `branch_in_use` while branches of it exist."""
+    await node.branches.delete(admin.caller.tenant, name)
     return {"name": name, "deleted": True}
 
 
@@ -130,24 +144,27 @@ async def fork_run(
     run_id: RunPath,
     body: RunFork,
     node: NodeDep,
-    caller: CallerDep,
+    writer: WriterRoleDep,
     branch: BranchQuery = MAIN,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
 ) -> dict[str, Any]:
     """Fork the run onto a new branch just after event `at_seq`; the run goes on there under the same id."""
-    source = await _source(node, branch, token, wait_ms)
-    cut = await node.branches.cut_after_event(source, caller.tenant, run_id, body.at_seq)
+    caller = writer.caller
+    tenant = caller.tenant
+    source = await _source(node, tenant, branch, token, wait_ms)
+    cut = await node.branches.cut_after_event(source, tenant, run_id, body.at_seq)
     name = body.branch or fork_name(run_id, body.at_seq)
-    await node.branches.create(name, source.name, cut)
+    await node.branches.create(tenant, name, source.name, cut)
     begun = None
     if body.new_run_id is not None:
         forked_from = {"branch": source.name, "run_id": run_id, "seq": body.at_seq}
         command = RunBegin(metadata={"forked_from": forked_from}, parent_run_id=run_id)
         try:
-            begun = await execute(View(node, await node.branches.get(name)), caller, command, run_id=body.new_run_id)
+            forked = View(node, await node.branches.get(tenant, name), tenant=tenant)
+            begun = await execute(forked, caller, command, run_id=body.new_run_id)
         except Exception:
-            await node.branches.delete(name)
+            await node.branches.delete(tenant, name)
             raise
     return {
         "branch": name,

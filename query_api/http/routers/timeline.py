@@ -29,7 +29,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 
-from commands import DEFAULT_RUN_ID, Envelope
+from commands import DEFAULT_RUN_ID, Envelope, command_fingerprint
 from commands.fields import Id
 from eventlog.records import Record
 from projections.cut import parse_token
@@ -39,9 +39,11 @@ from projections.export import dumps_line, export_lines, run_commands, run_event
 from projections.runs import RunsModel, RunView
 from query_api.http.deps import (
     QUERY_CUT_CHARS_MAX,
+    AdminDep,
     BranchQuery,
     CallerDep,
     NodeDep,
+    ReaderDep,
     TokenQuery,
     View,
     ViewDep,
@@ -100,7 +102,7 @@ def _cut(view: View) -> list[int]:
 
 def _item(state: EngineState, tenant: str, record: Record, envelope: Envelope, retry: bool) -> dict[str, Any]:
     """One cassette item: where and when the command sits, the command, its outcome, its event seq."""
-    outcome = state.outcome(record.partition, envelope.command_id)
+    outcome = state.outcome(record.partition, envelope)
     event_seq = None
     if envelope.type == "event.append":
         event_seq = _runs(state).event_seq(tenant, envelope.run_id, envelope.command_id)
@@ -115,7 +117,7 @@ def _item(state: EngineState, tenant: str, record: Record, envelope: Envelope, r
         "namespace": envelope.namespace,
         "command": envelope.command.model_dump(mode="json"),
         "event_seq": event_seq,
-        "outcome": None if outcome is None else dataclasses.asdict(outcome),
+        "outcome": None if outcome is None else outcome.public(),
         "retry": retry,
     }
 
@@ -128,10 +130,10 @@ async def _cassette(
     found, truncated = await run_commands(
         node.log, branch.topic, tenant, run_id, since_ms=run.begun_at_ms, until=until, limit=limit
     )
-    seen: set[tuple[int, str]] = set()
+    seen: set[tuple[int, str, str]] = set()
     items = []
     for record, envelope in found:
-        key = (record.partition, envelope.command_id)
+        key = (record.partition, envelope.command_id, command_fingerprint(envelope))
         items.append((envelope, _item(state, tenant, record, envelope, key in seen)))
         seen.add(key)
     return items, truncated
@@ -221,21 +223,21 @@ async def _diff_runs(
     }
 
 
-async def _state_at(node: Node, branch: Branch, as_of: str | None) -> tuple[list[int], EngineState]:
+async def _state_at(node: Node, branch: Branch, as_of: str | None, tenant: str) -> tuple[list[int], EngineState]:
     """The cut and state of `branch` as of a cut token or log time (None: its live state)."""
     if as_of is None:
         return branch.engine.applied, branch.state
     wait_s = node.settings.read_wait_ms_max / 1000
     resolved = await node.branches.resolve_as_of(branch, as_of, wait_s)
-    return list(resolved.cut), await node.branches.state_at(branch, resolved.cut)
+    return list(resolved.cut), await node.branches.state_at(branch, resolved.cut, tenant)
 
 
 async def _diff_cuts(
     node: Node, branches: tuple[Branch, Branch], tenant: str, cut_a: str, cut_b: str | None, limit: int
 ) -> dict[str, Any]:
     """The cut diff of `cut_a` on `branches[0]` and `cut_b` on `branches[1]` (None: live)."""
-    first, state_a = await _state_at(node, branches[0], cut_a)
-    second, state_b = await _state_at(node, branches[1], cut_b)  # no await after this: live states hold still
+    first, state_a = await _state_at(node, branches[0], cut_a, tenant)
+    second, state_b = await _state_at(node, branches[1], cut_b, tenant)  # no await after this: live states hold still
     diff = diff_cuts(state_a, state_b, tenant=tenant)
     return {
         "cut_a": cut_token(first),
@@ -251,7 +253,7 @@ async def _diff_cuts(
 @router.get("/diff")
 async def diff(
     node: NodeDep,
-    caller: CallerDep,
+    reader: ReaderDep,
     run_a: Annotated[Id | None, Query(description="First run of a run diff")] = None,
     run_b: Annotated[Id | None, Query(description="Second run of a run diff")] = None,
     cut_a: CutQuery = None,
@@ -269,8 +271,9 @@ async def diff(
     cuts = cut_a is not None or cut_b is not None
     if runs == cuts:
         raise ApiProblem(400, "invalid", "give either run_a and run_b, or cut_a (and optionally cut_b)")
-    first = await node.branches.get(branch)
-    second = first if branch_b is None else await node.branches.get(branch_b)
+    caller = reader.caller
+    first = await node.branches.get(caller.tenant, branch)
+    second = first if branch_b is None else await node.branches.get(caller.tenant, branch_b)
     await node.wait_token(token, wait_ms, None if first.name == MAIN else first)
     if runs:
         if run_a is None or run_b is None:
@@ -294,6 +297,7 @@ def _offset(text: str | None, name: str) -> int | None:
 async def read_log(
     view: ViewDep,
     caller: CallerDep,
+    admin: AdminDep,
     partition: Annotated[int | None, Query(ge=0, description="One partition (then from/to are offsets)")] = None,
     start: Annotated[str | None, Query(alias="from", description="First offset, or a cut token")] = None,
     end: Annotated[str | None, Query(alias="to", description="Offset or cut token to stop before")] = None,
@@ -302,7 +306,7 @@ async def read_log(
     ] = LOG_LIMIT_MAX,
     header: Annotated[bool, Query(description="Start with the export header line")] = False,
 ) -> StreamingResponse:
-    """Raw records as NDJSON, streamed: partition, offset, timestamp, key, headers and the command envelope."""
+    """Raw records of the caller's tenant as NDJSON, streamed (admin role): position, time, key, headers, envelope."""
     topic, log = view.branch.topic, view.node.log
     ends = list(view.as_of.cut) if view.as_of is not None else await log.end_offsets(topic)
     partitions = len(ends)
