@@ -42,6 +42,7 @@ from commands.limits import (
     MAX_VECTOR_DIMENSION,
     SCHEMA_VERSION,
 )
+from commands.memory import MemoryAdd, MemoryInvalidate, MemoryMerge, MemoryUpdate
 from commands.producer import CommandProducer, Submitted
 from commands.routing import check_single_partition, partition_key, partition_of
 from commands.runs import EventAppend, RunBegin, RunEnd, TraceRecord
@@ -76,6 +77,10 @@ __all__ = [
     "EventAppend",
     "KvBatchPut",
     "KvClear",
+    "MemoryAdd",
+    "MemoryInvalidate",
+    "MemoryMerge",
+    "MemoryUpdate",
     "KvDelete",
     "KvExpire",
     "KvItem",

@@ -9,6 +9,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from commands.errors import CommandError, from_validation_errors
 from commands.fields import ScopedCommand
 from commands.kv import KvBatchPut, KvClear, KvDelete, KvExpire, KvPut, NamespaceConfig
+from commands.memory import MemoryAdd, MemoryInvalidate, MemoryMerge, MemoryUpdate
 from commands.runs import EventAppend, RunBegin, RunEnd, TraceRecord
 from commands.state import LockAcquire, LockRelease, LockRenew, StateCas
 from commands.txn import Txn
@@ -41,6 +42,10 @@ _ClientUnion = (
     | CollectionCreate
     | VectorUpsert
     | VectorDelete
+    | MemoryAdd
+    | MemoryUpdate
+    | MemoryInvalidate
+    | MemoryMerge
 )
 
 #: Any command, tagged by `type` (what the log carries and projections decode).
@@ -74,6 +79,10 @@ _CLASSES: tuple[type[ScopedCommand], ...] = (
     CollectionCreate,
     VectorUpsert,
     VectorDelete,
+    MemoryAdd,
+    MemoryUpdate,
+    MemoryInvalidate,
+    MemoryMerge,
 )
 
 #: Every command class by its `type` name.

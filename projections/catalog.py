@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.engine import EngineState
+from projections.memories import MemoriesModel
 from projections.model import ReadModel
 from projections.records import RecordsModel
 from projections.runs import RunsModel
@@ -19,7 +20,7 @@ def build_models() -> list[ReadModel]:
     records = RecordsModel()
     state = StateModel()
     runs = RunsModel()
-    return [records, state, TxnModel(records, state), runs, TracesModel(runs), VectorsModel()]
+    return [records, state, TxnModel(records, state), runs, TracesModel(runs), VectorsModel(), MemoriesModel()]
 
 
 def new_state(partitions: int) -> EngineState:
