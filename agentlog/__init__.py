@@ -1,0 +1,1 @@
+"""agentlog: the public Python package (edge embedders, the `Memory` client)."""
