@@ -238,7 +238,9 @@ class MemoriesModel(ReadModel):
         if command.embedding is not None:
             self._check_embedding(space, command.embedding, command.model_id)
             if command.embedding != record.embedding:
-                changes["embedding"], changes["model_id"] = command.embedding, command.model_id
+                changes["embedding"] = command.embedding
+            if command.model_id != record.model_id:
+                changes["model_id"] = command.model_id
         if command.memory_type is not None and command.memory_type != record.memory_type:
             changes["memory_type"] = command.memory_type
         if command.tags is not None and sorted(set(command.tags)) != record.tags:
@@ -311,7 +313,10 @@ class MemoriesModel(ReadModel):
                 raise Rejected("invalid", "new content of a memory with an embedding needs a new embedding")
         if command.embedding is not None:
             self._check_embedding(space, command.embedding, command.model_id)
-            changes["embedding"], changes["model_id"] = command.embedding, command.model_id
+            if command.embedding != record.embedding:
+                changes["embedding"] = command.embedding
+            if command.model_id != record.model_id:
+                changes["model_id"] = command.model_id
         tags = sorted(set(record.tags).union(*(source.tags for source in sources)))
         if tags != record.tags:
             changes["tags"] = tags

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from query_api.auth import ApiKeys
+from query_api.memory_edge import edge_embedder
 from query_api.node import Node
 from query_api.problems import install_problem_handlers
 from query_api.routers import ROUTERS
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.api_keys = api_keys
+    app.state.embedder = edge_embedder(settings.embedder)
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter
 
-from query_api.routers import branches, coordination, kv, runs, system, timeline, vectors
+from query_api.routers import branches, coordination, kv, memories, runs, system, timeline, vectors
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [system.router, kv.router, coordination.router, runs.router, vectors.router, branches.router]
 ROUTERS.append(timeline.router)
+ROUTERS.append(memories.router)
