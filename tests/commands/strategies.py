@@ -108,9 +108,7 @@ COMMANDS: dict[str, st.SearchStrategy[Any]] = {
     "kv.delete": st.builds(KvDelete, key=keys, if_version=st.none() | versions),
     "kv.batch_put": st.builds(KvBatchPut, items=st.lists(_kv_items, min_size=1, max_size=4).map(_unique_items)),
     "kv.clear": st.just(KvClear()),
-    "ns.config": st.builds(
-        NamespaceConfig, json_schema=st.none() | st.just({"type": "object"}), default_ttl_s=ttls
-    ),
+    "ns.config": st.builds(NamespaceConfig, json_schema=st.none() | st.just({"type": "object"}), default_ttl_s=ttls),
     "kv.expire": st.builds(KvExpire, key=keys, expected_version=positive),
     "state.cas": st.builds(StateCas, name=keys, expected_version=versions, value=json_values),
     "lock.acquire": st.builds(LockAcquire, name=keys, holder=ids, ttl_s=st.integers(1, 60)),
@@ -125,9 +123,7 @@ COMMANDS: dict[str, st.SearchStrategy[Any]] = {
         preconditions=st.lists(_preconditions, max_size=3),
     ),
     "run.begin": st.builds(RunBegin, name=st.none() | keys, metadata=metadata, parent_run_id=st.none() | ids),
-    "run.end": st.builds(
-        RunEnd, status=st.sampled_from(["succeeded", "failed", "cancelled"]), result=json_values
-    ),
+    "run.end": st.builds(RunEnd, status=st.sampled_from(["succeeded", "failed", "cancelled"]), result=json_values),
     "event.append": st.builds(
         EventAppend,
         event_type=ids,
