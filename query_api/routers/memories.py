@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 from commands import MemoryAdd, MemoryInvalidate, MemoryMerge, MemoryUpdate
 from commands.fields import Id, Namespace
 from commands.limits import DEFAULT_NAMESPACE
-from commands.memory import MAX_REASON_CHARS, MemoryType, Tag
+from commands.memory import MAX_REASON_CHARS, MAX_TAGS, MemoryType
 from commands.vectors import embedding_bytes
 from projections.memories import MemoriesModel, MemoryFilter
 from projections.memory_search import MemoryQueryError, search
@@ -226,6 +226,16 @@ async def memory_history(
     return MemoryHistoryPublic.model_validate({"id": memory_id, "items": history})
 
 
+def _tags(text: str | None) -> tuple[str, ...]:
+    """The tags of a comma-separated parameter, each checked like a memory's tag."""
+    if not text:
+        return ()
+    tags = tuple(sorted({tag for tag in text.split(",") if tag}))
+    if len(tags) > MAX_TAGS or any(len(tag) > 128 for tag in tags):
+        raise ApiProblem(422, "invalid", f"at most {MAX_TAGS} tags of at most 128 characters each")
+    return tags
+
+
 @router.get("/memories", response_model=MemoryList)
 async def recall_memories(
     node: ViewDep,
@@ -236,7 +246,10 @@ async def recall_memories(
     session_id: Annotated[Id | None, Query()] = None,
     run_id: Annotated[Id | None, Query()] = None,
     memory_type: Annotated[MemoryType | None, Query()] = None,
-    tag: Annotated[list[Tag] | None, Query(max_length=64, description="Memories carrying all of these tags")] = None,
+    tags: Annotated[
+        str | None,
+        Query(max_length=8_192, pattern=r"^[A-Za-z0-9._:@/,-]+$", description="Comma-separated: all of these tags"),
+    ] = None,
     valid_at: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="World time (ms)")] = None,
     include_invalidated: bool = False,
     limit: Annotated[int, Query(ge=1, le=RECALL_LIMIT_MAX)] = 100,
@@ -252,7 +265,7 @@ async def recall_memories(
         session_id=session_id,
         run_id=run_id,
         memory_type=memory_type,
-        tags=tuple(tag or ()),
+        tags=_tags(tags),
         valid_at=valid_at,
         include_invalidated=include_invalidated,
     )

@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.query_api.http_node import HttpNode, assert_problem
+from tests.agentlog.embedding_stub import embedding_stub
+from tests.query_api.http_node import HttpNode, assert_problem, memory_settings, serve
 
 pytest_plugins = ("tests.query_api.http_node",)
 
@@ -133,7 +134,7 @@ def test_tenants_and_scopes_are_isolated(http_node: HttpNode) -> None:
     assert ids(tags=["plans"]) == [2]
     assert ids(user_id="nobody") == []
     assert search(client, query="plan", namespace="elsewhere") == []
-    recalled = client.get("/v1/memories", params={"user_id": "u2", "tag": ["plans"]}).json()["items"]
+    recalled = client.get("/v1/memories", params={"user_id": "u2", "tags": "plans"}).json()["items"]
     assert [m["id"] for m in recalled] == [2]
 
 
@@ -228,3 +229,28 @@ def test_branches_keep_memories_apart(http_node: HttpNode) -> None:
     main_items = client.get("/v1/memories").json()["items"]
     assert [m["content"] for m in branch_items] == ["on main before the branch", "only on the branch"]
     assert [m["content"] for m in main_items] == ["on main before the branch", "on main after the branch"]
+
+
+def test_the_node_embeds_through_an_openai_compatible_service() -> None:
+    with embedding_stub(dim=24) as (stub_url, stub):
+        settings = memory_settings(embedder=f"openai:{stub_url}#stub-model#24")
+        with serve(settings) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
+            add(client, "Alice prefers tea")
+            add(client, "Bob prefers coffee")
+            memory = client.get("/v1/memories/1", params={"include_embedding": "true"}).json()
+            assert memory["model_id"] == "openai:stub-model"
+            assert memory["embedding"] == stub.embedder.embed(["Alice prefers tea"])[0].tolist()
+            hits = search(client, query="Alice prefers tea", mode="vector")
+            assert hits[0]["memory"]["id"] == 1
+            assert hits[0]["vector"]["score"] == pytest.approx(1.0, abs=1e-6)
+            assert len(stub.requests) == 2  # the repeated query text came from the edge cache
+            before = client.get("/v1/status").json()["token"]
+            stub.fail_with = 503
+            assert_problem(client.post("/v1/memories", json={"content": "new text"}), 502, "embedder_failed")
+            assert client.get("/v1/status").json()["token"] == before
+            no_embedder = memory_settings(embedder="none")
+        with serve(no_embedder) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
+            add(client, "text only")
+            assert client.get("/v1/memories/1").json()["has_embedding"] is False
+            assert_problem(client.post("/v1/search", json={"query": "text", "mode": "vector"}), 400, "bad_query")
+            assert search(client, query="text", mode="lexical")[0]["memory"]["id"] == 1
