@@ -9,7 +9,7 @@ at a time. Replay and rebuild never get here: the vectors are in the commands.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -34,11 +34,20 @@ class EdgeEmbedder:
         return self.inner.model_id
 
     async def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """One float32 vector per text; EmbedderError when the embedder fails."""
+        """One float32 vector per text (to store); EmbedderError when the embedder fails."""
+        return await self._run(self.cached.embed, texts)
+
+    async def embed_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """One float32 vector per search query (asymmetric models embed queries apart)."""
+        return await self._run(self.cached.embed_queries, texts)
+
+    async def _run(
+        self, embed: Callable[[Sequence[str]], npt.NDArray[np.float32]], texts: Sequence[str]
+    ) -> npt.NDArray[np.float32]:
         if self._inline:
-            return self.cached.embed(texts)
+            return embed(texts)
         async with self._lock:
-            return await asyncio.to_thread(self.cached.embed, texts)
+            return await asyncio.to_thread(embed, texts)
 
 
 def edge_embedder(spec: str) -> EdgeEmbedder | None:

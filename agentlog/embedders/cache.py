@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from agentlog.embedders.adapters import embed_queries
 from agentlog.embedders.base import Embedder, check_output
 
 __all__ = ["CachedEmbedder"]
@@ -39,7 +40,17 @@ class CachedEmbedder:
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Vectors for `texts`: cached ones reused, the rest embedded in one call to the inner embedder."""
-        model_id = self.inner.model_id
+        return self._embed(texts, self.inner.model_id, self.inner.embed)
+
+    def embed_queries(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Query vectors (asymmetric models embed queries apart; cached apart, under `<model_id>#query`)."""
+        if getattr(self.inner, "embed_queries", None) is None:
+            return self.embed(texts)
+        return self._embed(texts, self.inner.model_id + "#query", lambda batch: embed_queries(self.inner, batch))
+
+    def _embed(
+        self, texts: Sequence[str], model_id: str, embed: Callable[[Sequence[str]], npt.NDArray[np.float32]]
+    ) -> npt.NDArray[np.float32]:
         keys = [(model_id, hashlib.sha256(text.encode()).digest()) for text in texts]
         missing = sorted({i for i, key in enumerate(keys) if key not in self._cache}, key=lambda i: i)
         unique: dict[tuple[str, bytes], int] = {}
@@ -47,7 +58,7 @@ class CachedEmbedder:
             unique.setdefault(keys[i], i)
         if unique:
             order = list(unique.values())
-            fresh = check_output(self.inner.embed([texts[i] for i in order]), len(order), self.dim, model_id)
+            fresh = check_output(embed([texts[i] for i in order]), len(order), self.dim, model_id)
             for row, i in enumerate(order):
                 self._cache[keys[i]] = fresh[row].copy()
                 if len(self._cache) > self.entries_max:
@@ -58,7 +69,7 @@ class CachedEmbedder:
         for row, key in enumerate(keys):
             vector = self._cache.get(key)
             if vector is None:  # evicted within this very call (more texts than the cache holds)
-                vector = check_output(self.inner.embed([texts[row]]), 1, self.dim, model_id)[0]
+                vector = check_output(embed([texts[row]]), 1, self.dim, model_id)[0]
             else:
                 self._cache.move_to_end(key)
             out[row] = vector

