@@ -1,4 +1,4 @@
-"""A zero-dependency deterministic embedder: hashed word unigrams and bigrams, signed, L2-normalized."""
+"""A zero-dependency deterministic embedder: hashed content-word unigrams and bigrams, signed, L2-normalized."""
 
 from __future__ import annotations
 
@@ -16,10 +16,19 @@ __all__ = ["HashingEmbedder"]
 _WORD: Final = re.compile(r"\w+")
 #: Weight of a word bigram relative to a unigram.
 BIGRAM_WEIGHT: Final = 0.5
+#: English function words left out (they match everything and mean little); a text of only these keeps them.
+_STOPWORD_TEXT: Final = """
+    a about above after again all am an and any are as at be because been before being below between both but
+    by can could did do does doing down during each few for from further had has have having he her here hers him
+    his how i if in into is it its itself just me more most my no nor not now of off on once only or other our ours
+    out over own same she should so some such than that the their them then there these they this those through to
+    too under until up very was we were what when where which while who whom why will with would you your yours
+    s t m re ve ll d"""
+STOPWORDS: Final = frozenset(_STOPWORD_TEXT.split())
 
 
 class HashingEmbedder:
-    """The feature-hashing embedder: each word (and word pair) adds ±1 at a slot chosen by BLAKE2b.
+    """The feature-hashing embedder: each content word (and word pair) adds ±1 at a slot chosen by BLAKE2b.
 
     Same text, same vector, on any machine and in any batch. It captures word overlap, not meaning.
     `calls` counts `embed` calls (texts embedded: `texts_embedded`).
@@ -34,8 +43,8 @@ class HashingEmbedder:
 
     @property
     def model_id(self) -> str:
-        """`hashing-v1-<dim>`."""
-        return f"hashing-v1-{self._dim}"
+        """`hashing-v2-<dim>`."""
+        return f"hashing-v2-{self._dim}"
 
     @property
     def dim(self) -> int:
@@ -54,6 +63,7 @@ class HashingEmbedder:
         out = np.zeros((len(texts), self._dim), dtype=np.float64)
         for row, text in enumerate(texts):
             words = _WORD.findall(text.lower())
+            words = [word for word in words if word not in STOPWORDS] or words
             for word in words:
                 slot, sign = self._slot(word)
                 out[row, slot] += sign

@@ -34,7 +34,7 @@ def test_hashing_is_deterministic_normalized_and_batch_independent() -> None:
     assert (one_by_one == batch).all()
     assert (HashingEmbedder(128).embed(texts) == batch).all()
     assert float(batch[0] @ batch[1]) > float(batch[0] @ batch[2])
-    assert embedder.model_id == "hashing-v1-128"
+    assert embedder.model_id == "hashing-v2-128"
     assert (embedder.calls, embedder.texts_embedded) == (5, 8)
     with pytest.raises(ValueError, match="dim"):
         HashingEmbedder(4)
@@ -89,7 +89,7 @@ def test_specs() -> None:
     assert embedder_from_spec("none") is None
     hashing = embedder_from_spec("hashing:64")
     assert hashing is not None
-    assert hashing.model_id == "hashing-v1-64"
+    assert hashing.model_id == "hashing-v2-64"
     assert embedder_from_spec("hashing").dim == 384  # type: ignore[union-attr]
     remote = embedder_from_spec("openai:http://127.0.0.1:9/v1#m#12")
     assert isinstance(remote, OpenAIEmbedder)

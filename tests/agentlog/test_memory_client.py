@@ -51,7 +51,7 @@ def test_memory_embedding_at_the_client(http_node: HttpNode) -> None:
         assert embedder.calls == 1
         item = memory.get(1)
         assert item is not None
-        assert item.data["model_id"] == "hashing-v1-64"
+        assert item.data["model_id"] == "hashing-v2-64"
         assert [hit.memory.id for hit in memory.search("vectors made here", mode="vector")] == [1]
         assert embedder.calls == 2
 

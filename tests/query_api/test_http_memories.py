@@ -36,7 +36,7 @@ def test_add_update_forget_with_history(http_node: HttpNode) -> None:
     assert written["result"] == {"id": 1, "version": 1, "created": True}
     memory = client.get("/v1/memories/1", params={"token": written["token"]}).json()
     assert memory["content"] == "User prefers dark mode"
-    assert (memory["has_embedding"], memory["model_id"], memory["active"]) == (True, "hashing-v1-384", True)
+    assert (memory["has_embedding"], memory["model_id"], memory["active"]) == (True, "hashing-v2-384", True)
     assert memory["valid_from"] == written["timestamp_ms"] == memory["created_at_ms"]
     with_vector = client.get("/v1/memories/1", params={"include_embedding": "true"}).json()
     assert len(with_vector["embedding"]) == 384
@@ -155,7 +155,7 @@ def test_search_explains_each_leg(http_node: HttpNode) -> None:
     assert all(hit["vector"] is None and hit["lexical"]["score"] == hit["score"] for hit in lexical)
     assert search(client, query="cat on the mat", mode="lexical", min_score=lexical[0]["score"]) == lexical[:1]
     response = client.post("/v1/search", json={"query": "cat", "mode": "vector"})
-    assert response.json()["query_model_id"] == "hashing-v1-384"
+    assert response.json()["query_model_id"] == "hashing-v2-384"
 
 
 def test_client_vectors_and_model_mismatch(http_node: HttpNode) -> None:
