@@ -31,8 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
+# One thread everywhere (one query at a time, as an agent asks): set before numpy and faiss load.
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_variable] = "1"
+
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -99,7 +103,9 @@ def summary(latencies: list[float]) -> dict[str, float]:
 # ----------------------------------------------------------------------------------- add
 
 
-async def agentlog_add(root: Path, texts: list[str], vectors: npt.NDArray[np.float32], clients: int, batch: int) -> float:
+async def agentlog_add(
+    root: Path, texts: list[str], vectors: npt.NDArray[np.float32], clients: int, batch: int
+) -> float:
     """Durable adds/s through a node's execute path (batch 1) or its producer + apply wait (batch > 1)."""
     from query_api.node import Node
     from query_api.settings import Settings
@@ -111,7 +117,7 @@ async def agentlog_add(root: Path, texts: list[str], vectors: npt.NDArray[np.flo
             stamp(MemoryAdd(content=t, embedding=embedding_bytes(v), model_id="bench"), CALLER, namespace=f"ns{i % 16}")
             for i, (t, v) in enumerate(zip(texts, vectors, strict=True))
         ]
-        chunks = [envelopes[i :: clients] for i in range(clients)]
+        chunks = [envelopes[i::clients] for i in range(clients)]
         started = time.perf_counter()
 
         async def client(mine: list[Any]) -> None:
@@ -190,6 +196,7 @@ class PeerStack:
         try:
             import faiss
 
+            faiss.omp_set_num_threads(1)
             self.faiss = faiss.IndexFlatIP(DIM)
             self.faiss.add(self.matrix)
         except ImportError:
@@ -246,7 +253,6 @@ def search_rows(size: int, query_count: int, seed: int) -> list[dict[str, object
     qdrant = qdrant_vector(vectors) if size <= 100_000 else None
     where = MemoryFilter()
     rows: list[dict[str, object]] = []
-    index = iter(range(10**9))
 
     def cycle(function: Callable[[int], Any]) -> list[float]:
         for i in range(min(20, query_count)):  # warm-up
@@ -271,7 +277,6 @@ def search_rows(size: int, query_count: int, seed: int) -> list[dict[str, object
         )
     if qdrant is not None:
         cases.insert(3, ("vector", "qdrant-client local", lambda i: qdrant(query_vectors[i])))
-    next(index)
     baseline: dict[str, float] = {}
     for mode, system, function in cases:
         stats = summary(cycle(function))
@@ -326,7 +331,8 @@ def main() -> None:
             "qdrant-client": _common.package_version("qdrant-client"),
             "pydantic": _common.package_version("pydantic"),
         }
-        _common.print_facts({"Machine": _common.machine_info(root), "Versions": versions})
+        machine = _common.machine_info(root) | {"threads": "1 (OMP/OPENBLAS/MKL_NUM_THREADS=1, faiss 1)"}
+        _common.print_facts({"Machine": machine, "Versions": versions})
         print(f"**Dataset**: synthetic texts of 6-20 Zipf words over {VOCABULARY:,}; unit float32 vectors, dim {DIM}")
         print()
 
