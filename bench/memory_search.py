@@ -315,7 +315,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,100000", help="Comma-separated memory counts for search.")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--adds", type=int, default=20_000, help="Memories added in the throughput run.")
+    parser.add_argument("--adds", type=int, default=20_000, help="Memories added in the throughput run (0: none).")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seed", type=int, default=7)
     arguments = parser.parse_args()
@@ -338,23 +338,24 @@ def main() -> None:
 
         texts, vectors = dataset(arguments.adds, arguments.seed)
         add_rows: list[dict[str, object]] = []
-        for batch in (1, 100):
+        for batch in (1, 100) if arguments.adds else ():
             ours = asyncio.run(agentlog_add(root / f"log-{batch}", texts, vectors, arguments.clients, batch))
             (root / f"sqlite-{batch}").mkdir()
             theirs = sqlite_add(root / f"sqlite-{batch}", texts, vectors, batch)
             add_rows.append(
                 {
                     "batch": batch,
-                    "clients": arguments.clients,
+                    "agentlog clients": arguments.clients,
                     "agentlog adds/s": ours,
-                    "SQLite WAL+FTS5 adds/s": theirs,
+                    "SQLite WAL+FTS5 adds/s (one writer)": theirs,
                     "ratio": ours / theirs,
                 }
             )
-        print("Durable adds (fsync on every acknowledged write), vectors precomputed:")
-        print()
-        print(_common.markdown_table(add_rows, list(add_rows[0])))
-        print()
+        if add_rows:
+            print("Durable adds (fsync on every acknowledged write), vectors precomputed:")
+            print()
+            print(_common.markdown_table(add_rows, list(add_rows[0])))
+            print()
 
         rows = []
         for size in sizes:

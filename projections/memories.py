@@ -10,6 +10,8 @@
   (`changed_by`: the writer's agent or tool id), when (log time), the command id and changed fields.
 - A namespace has one embedding model: its first embedding fixes `model_id` and dimension; an
   embedding of another model or dimension is `invalid`.
+- BM25 statistics cover every memory of the namespace, forgotten ones included (a forget changes no
+  other memory's score; `valid_at` searches find forgotten memories by their words too).
 - Reads: `get`, `history`, `recall` (by scope, tags, kind, validity) here; search in
   `projections.memory_search`. `as_of` (recorded time) is the engine's scratch state; `valid_at`
   (world time) is a filter.

@@ -7,7 +7,7 @@ import pytest
 
 from commands import MemoryAdd, MemoryInvalidate
 from projections.memories import MemoryFilter
-from projections.memory_search import HYBRID_DEPTH_MIN, RRF_K, MemoryQueryError, search
+from projections.memory_search import HYBRID_DEPTH_MIN, RRF_K, MemoryQueryError, filter_mask, search
 from tests.projections.memory_support import Applier
 
 DIM = 16
@@ -20,7 +20,16 @@ def seeded(count: int, seed: int = 3) -> tuple[Applier, np.ndarray]:
     apply = Applier()
     for i, vector in enumerate(vectors):
         content = " ".join(words[j] for j in rng.integers(0, len(words), 3))
-        apply(MemoryAdd(content=content, embedding=vector.tolist(), model_id="m", user_id=f"u{i % 3}"))
+        apply(
+            MemoryAdd(
+                content=content,
+                embedding=vector.tolist(),
+                model_id="m",
+                user_id=f"u{i % 3}",
+                session_id=f"s{i % 10}",
+                tags=["even"] if i % 2 == 0 else [],
+            )
+        )
     return apply, vectors
 
 
@@ -50,9 +59,40 @@ def test_filtered_scores_are_bit_identical_to_unfiltered() -> None:
     space = apply.model.space("acme", "default")
     query = np.random.default_rng(5).standard_normal(DIM)
     unfiltered = {h.memory.id: h.score for h in search(space, MemoryFilter(), mode="vector", vector=query, k=400)}
-    filtered = search(space, MemoryFilter(user_id="u1"), mode="vector", vector=query, k=50)
-    assert {h.memory.user_id for h in filtered} == {"u1"}
-    assert all(unfiltered[h.memory.id] == h.score for h in filtered)
+    for where in (
+        MemoryFilter(user_id="u1"),
+        MemoryFilter(session_id="s3"),
+        MemoryFilter(user_id="u2", tags=("even",)),
+    ):
+        filtered = search(space, where, mode="vector", vector=query, k=50)  # a third, a tenth, a sixth of the rows
+        assert filtered
+        assert all(where.keeps(h.memory) for h in filtered)
+        assert all(unfiltered[h.memory.id] == h.score for h in filtered)
+        expected = [
+            i for i in sorted(unfiltered, key=lambda i: (-unfiltered[i], i)) if where.keeps(space.records[i - 1])
+        ]
+        assert [h.memory.id for h in filtered] == expected[:50]
+
+
+def test_the_mask_and_the_record_filter_agree() -> None:
+    apply, _ = seeded(200)
+    apply(MemoryInvalidate(id=5))
+    apply(MemoryInvalidate(id=8, valid_until=1_200))
+    space = apply.model.space("acme", "default")
+    assert space is not None
+    wheres = [
+        MemoryFilter(),
+        MemoryFilter(include_invalidated=True),
+        MemoryFilter(valid_at=1_150),
+        MemoryFilter(valid_at=1_300, user_id="u2"),
+        MemoryFilter(session_id="s5", tags=("even",)),
+        MemoryFilter(user_id="nobody"),
+        MemoryFilter(tags=("missing",)),
+        MemoryFilter(memory_type="fact", agent_id="a"),
+    ]
+    for where in wheres:
+        mask = filter_mask(space, where)
+        assert mask.tolist() == [False] + [where.keeps(record) for record in space.records], where
 
 
 def test_lexical_search_uses_the_index_and_the_filter() -> None:
