@@ -27,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -229,6 +230,7 @@ def qdrant_vector(vectors: npt.NDArray[np.float32]) -> Callable[[npt.NDArray[np.
         from qdrant_client import QdrantClient, models
     except ImportError:
         return None
+    warnings.filterwarnings("ignore", message="Local mode is not recommended", category=UserWarning)
     client = QdrantClient(location=":memory:")
     client.create_collection("m", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE))
     for start in range(0, len(vectors), 1_000):
