@@ -42,7 +42,7 @@ from commands.limits import (
     MAX_VECTOR_DIMENSION,
     SCHEMA_VERSION,
 )
-from commands.memory import MemoryAdd, MemoryInvalidate, MemoryMerge, MemoryUpdate
+from commands.memory import MemoryAdd, MemoryIndex, MemoryInvalidate, MemoryMerge, MemoryUpdate
 from commands.producer import CommandProducer, Submitted
 from commands.routing import check_single_partition, partition_key, partition_of
 from commands.runs import EventAppend, RunBegin, RunEnd, TraceRecord
@@ -78,6 +78,7 @@ __all__ = [
     "KvBatchPut",
     "KvClear",
     "MemoryAdd",
+    "MemoryIndex",
     "MemoryInvalidate",
     "MemoryMerge",
     "MemoryUpdate",

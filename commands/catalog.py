@@ -9,7 +9,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from commands.errors import CommandError, from_validation_errors
 from commands.fields import ScopedCommand
 from commands.kv import KvBatchPut, KvClear, KvDelete, KvExpire, KvPut, NamespaceConfig
-from commands.memory import MemoryAdd, MemoryInvalidate, MemoryMerge, MemoryUpdate
+from commands.memory import MemoryAdd, MemoryIndex, MemoryInvalidate, MemoryMerge, MemoryUpdate
 from commands.runs import EventAppend, RunBegin, RunEnd, TraceRecord
 from commands.state import LockAcquire, LockRelease, LockRenew, StateCas
 from commands.txn import Txn
@@ -46,6 +46,7 @@ _ClientUnion = (
     | MemoryUpdate
     | MemoryInvalidate
     | MemoryMerge
+    | MemoryIndex
 )
 
 #: Any command, tagged by `type` (what the log carries and projections decode).
@@ -83,6 +84,7 @@ _CLASSES: tuple[type[ScopedCommand], ...] = (
     MemoryUpdate,
     MemoryInvalidate,
     MemoryMerge,
+    MemoryIndex,
 )
 
 #: Every command class by its `type` name.

@@ -117,6 +117,7 @@ Metadata = Annotated[dict[str, Any], AfterValidator(_json_validator)]
 #: A kv key, state or lock name, or vector id (see `commands.limits`).
 Key = Annotated[str, _pydantic(limits.check_key, "key")]
 
+
 def _native_name(alphabet: str, max_length: int) -> StringConstraints:
     """`[alphabet]+` but not `.` or `..`, checked by pydantic-core's own regex engine (no Python call).
 

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, FieldSerializationInfo, field_serializer, model_validator
+from pydantic import Field, FieldSerializationInfo, PlainValidator, field_serializer, model_validator
+from pydantic_core import PydanticCustomError
 
 from commands import limits
+from commands.errors import CommandError
 from commands.fields import Id, Metadata, ScopedCommand
-from commands.vectors import Embedding, embedding_to_base64
+from commands.vectors import Embedding, embedding_from_base64, embedding_to_base64
 
 __all__ = [
     "MAX_CONTENT_CHARS",
+    "MAX_INDEX_LISTS",
     "MAX_MERGE_SOURCES",
     "MAX_REASON_CHARS",
     "MAX_TAGS",
     "MEMORY_TYPES",
     "MemoryAdd",
     "MemoryId",
+    "MemoryIndex",
     "MemoryInvalidate",
     "MemoryMerge",
     "MemoryType",
@@ -40,6 +44,8 @@ MAX_REASON_CHARS = 1_024
 MAX_TAGS = 64
 #: Most memories one merge folds into its target.
 MAX_MERGE_SOURCES = 100
+#: Most lists (centroids) of a namespace's vector index (the command must also fit in 1 MiB).
+MAX_INDEX_LISTS = 4_096
 
 #: What kind of memory it is.
 MemoryType = Literal["fact", "episodic", "procedural", "semantic"]
@@ -142,3 +148,30 @@ class MemoryMerge(_EmbeddingField):
         if self.into in self.ids:
             raise ValueError("a memory cannot be merged into itself")
         return self
+
+
+def _float16_bytes(value: object) -> bytes:
+    try:
+        data = embedding_from_base64(value) if isinstance(value, str) else value
+    except CommandError as exc:
+        raise PydanticCustomError(exc.code, exc.detail) from None
+    if not isinstance(data, bytes) or not data or len(data) % 2:
+        raise PydanticCustomError("invalid", "centroids must be float16 LE bytes (or their base64)")
+    return data
+
+
+class MemoryIndex(ScopedCommand):
+    """`memory.index`: an IVF partition of the namespace's vectors, trained at the edge.
+
+    `centroids` holds `lists` rows of the namespace's dimension as float16 LE (base64 in JSON); from
+    then on vector searches over many memories visit the lists nearest the query, scored exactly.
+    """
+
+    type: Literal["memory.index"] = "memory.index"
+    lists: Annotated[int, Field(ge=1, le=MAX_INDEX_LISTS)]
+    centroids: Annotated[bytes, PlainValidator(_float16_bytes, json_schema_input_type=str)]
+    model_id: _ModelId
+
+    @field_serializer("centroids")
+    def _centroids_json(self, value: bytes, info: FieldSerializationInfo) -> bytes | str:
+        return embedding_to_base64(value) if info.mode_is_json() else value

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from commands import CommandError, MemoryAdd, MemoryInvalidate, MemoryMerge, MemoryUpdate, canonical_json
+from commands import CommandError, MemoryAdd, MemoryIndex, MemoryInvalidate, MemoryMerge, MemoryUpdate, canonical_json
 from commands.vectors import embedding_to_base64
 from projections.memory_space import MAX_NORM, MIN_NORM, MemoryRecord, MemorySpace, sum_of_squares
 from projections.model import ApplyContext, ReadModel
@@ -101,7 +101,7 @@ class MemoriesModel(ReadModel):
 
     name: ClassVar[str] = "memories"
     command_types: ClassVar[frozenset[str]] = frozenset(
-        ("memory.add", "memory.invalidate", "memory.merge", "memory.update")
+        ("memory.add", "memory.index", "memory.invalidate", "memory.merge", "memory.update")
     )
 
     def __init__(self) -> None:
@@ -153,6 +153,8 @@ class MemoriesModel(ReadModel):
             return self._invalidate(self._target(space, command.id, key), command, context)
         if isinstance(command, MemoryMerge):
             return self._merge(self._target(space, command.into, key), command, context)
+        if isinstance(command, MemoryIndex):
+            return self._index(space, command, key)
         raise Rejected("invalid", f"the memories model does not apply {envelope.type}")
 
     @staticmethod
@@ -348,6 +350,23 @@ class MemoriesModel(ReadModel):
             )
         return {"id": record.id, "version": merged.version, "merged": list(command.ids)}
 
+    @staticmethod
+    def _index(space: MemorySpace | None, command: MemoryIndex, key: _Space) -> dict[str, Any]:
+        if space is None or space.model_id is None:
+            raise Rejected("not_found", f"namespace {key[1]!r} has no memory vectors to index")
+        if command.model_id != space.model_id:
+            raise Rejected("invalid", f"index of model {command.model_id!r}; the namespace uses {space.model_id!r}")
+        if len(command.centroids) != command.lists * space.dimension * 2:
+            raise Rejected(
+                "invalid",
+                f"{command.lists} centroids of dimension {space.dimension} take"
+                f" {command.lists * space.dimension * 2} bytes of float16, not {len(command.centroids)}",
+            )
+        if not bool(np.isfinite(np.frombuffer(command.centroids, dtype="<f2")).all()):
+            raise Rejected("invalid", "centroid values must be finite")
+        space.set_index(command.centroids)
+        return {"lists": command.lists, "model_id": command.model_id}
+
     # -- reads --
 
     def space(self, tenant: str, namespace: str) -> MemorySpace | None:
@@ -393,6 +412,8 @@ class MemoriesModel(ReadModel):
         for key in sorted(self._spaces):
             space = self._spaces[key]
             hasher.update(canonical_json([*key, space.count]) + b"\n")
+            if space.index_centroids is not None:
+                hasher.update(b"index\x00" + hashlib.sha256(space.index_centroids).digest())
             for record, history in zip(space.records, space.history, strict=True):
                 hasher.update(canonical_json(memory_data(record)) + b"\n")
                 hasher.update(canonical_json(history) + b"\n")

@@ -6,6 +6,9 @@
   `projections.vectors`), so a memory's score depends only on its embedding and the query, whatever
   the filter or the count; score = (x · q/|q|) / |x|.
 - **Lexical**: BM25 from `projections.lexical`, restricted to the mask; only scores above 0 match.
+- **Approximate vector leg**: when the namespace has an IVF index (`memory.index`) and more than
+  `APPROXIMATE_MIN_ROWS` vectors pass the filter, only the memories in the `nprobe` lists nearest
+  the query (`projections.memory_ivf`) are scored, exactly as above; `exact=True` scans them all.
 - **Hybrid**: each leg ranks its best `depth` candidates (at least `HYBRID_DEPTH_MIN`, at least k);
   fused = Σ 1 / (RRF_K + rank) over the legs that ranked the memory (rank from 1).
 
@@ -26,14 +29,30 @@ import numpy.typing as npt
 
 from commands.limits import MAX_K
 from projections.memories import MemoryFilter
+from projections.memory_ivf import MAX_LISTS, probe
 from projections.memory_space import MAX_NORM, MIN_NORM, MemoryRecord, MemorySpace
 
-__all__ = ["HYBRID_DEPTH_MIN", "RRF_K", "MemoryHit", "MemoryQueryError", "SearchMode", "filter_mask", "search"]
+__all__ = [
+    "APPROXIMATE_MIN_ROWS",
+    "DEFAULT_NPROBE",
+    "HYBRID_DEPTH_MIN",
+    "RRF_K",
+    "MemoryHit",
+    "MemoryQueryError",
+    "SearchMode",
+    "filter_mask",
+    "search",
+    "search_with_plan",
+]
 
 #: The constant of reciprocal rank fusion (Cormack et al.).
 RRF_K: Final = 60
 #: Fewest candidates each leg ranks for a hybrid search.
 HYBRID_DEPTH_MIN: Final = 100
+#: With an IVF index, a vector leg over more matching vectors than this visits only `nprobe` lists.
+APPROXIMATE_MIN_ROWS: Final = 20_000
+#: Lists a query visits by default.
+DEFAULT_NPROBE: Final = 16
 
 SearchMode = Literal["vector", "lexical", "hybrid"]
 _Mask = npt.NDArray[np.bool_]
@@ -128,14 +147,22 @@ def vector_scores(
 
 
 def _vector_leg(
-    space: MemorySpace, mask: _Mask, query: npt.ArrayLike, depth: int
-) -> tuple[list[int], dict[int, float]]:
+    space: MemorySpace, mask: _Mask, query: npt.ArrayLike, depth: int, nprobe: int | None
+) -> tuple[list[int], dict[int, float], int | None]:
     if space.model_id is None:
-        return [], {}
+        return [], {}, None
     unit = _query_vector(space, query)
-    rows = np.flatnonzero(mask & space.has_vector[: len(mask)])
+    matching = mask & space.has_vector[: len(mask)]
+    probed: int | None = None
+    if nprobe is not None and space.centroids is not None and int(matching.sum()) > APPROXIMATE_MIN_ROWS:
+        space.ensure_lists()
+        visited = np.zeros(len(space.centroids) + 1, dtype=np.bool_)  # the last entry serves list -1
+        visited[probe(space.centroids, unit, nprobe)] = True
+        matching &= visited[space.lists[: len(mask)]]
+        probed = min(nprobe, len(space.centroids))
+    rows = np.flatnonzero(matching)
     if len(rows) == 0:
-        return [], {}
+        return [], {}, probed
     scores = np.zeros(len(mask), dtype=np.float64)
     if len(rows) > _GATHER_FRACTION * len(mask):
         # Score every row in place (no gathered copy of the matrix); per-row dots give the same values.
@@ -145,7 +172,7 @@ def _vector_leg(
     else:
         scores[rows] = vector_scores(space, rows, unit)
     ranked = _ranked(rows, scores, depth)
-    return ranked, {slot: float(scores[slot]) for slot in ranked}
+    return ranked, {slot: float(scores[slot]) for slot in ranked}, probed
 
 
 def _lexical_leg(space: MemorySpace, mask: _Mask, text: str, depth: int) -> tuple[list[int], dict[int, float]]:
@@ -165,8 +192,31 @@ def search(
     vector: npt.ArrayLike | None = None,
     k: int = 10,
     min_score: float | None = None,
+    exact: bool = False,
+    nprobe: int = DEFAULT_NPROBE,
 ) -> list[MemoryHit]:
     """The k best memories of `space` passing `where`, by `mode`; MemoryQueryError on a bad request."""
+    hits, _ = search_with_plan(
+        space, where, mode=mode, text=text, vector=vector, k=k, min_score=min_score, exact=exact, nprobe=nprobe
+    )
+    return hits
+
+
+def search_with_plan(
+    space: MemorySpace | None,
+    where: MemoryFilter,
+    *,
+    mode: SearchMode,
+    text: str | None = None,
+    vector: npt.ArrayLike | None = None,
+    k: int = 10,
+    min_score: float | None = None,
+    exact: bool = False,
+    nprobe: int = DEFAULT_NPROBE,
+) -> tuple[list[MemoryHit], int | None]:
+    """`search`'s hits, and the lists the vector leg visited (None: it scanned every match exactly)."""
+    if isinstance(nprobe, bool) or not isinstance(nprobe, int) or not 1 <= nprobe <= MAX_LISTS:
+        raise MemoryQueryError("bad_query", f"nprobe must be an integer from 1 to {MAX_LISTS}, not {nprobe!r}")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise MemoryQueryError("bad_query", f"k must be an integer from 1 to {MAX_K}, not {k!r}")
     if mode not in ("vector", "lexical", "hybrid"):
@@ -178,8 +228,9 @@ def search(
     if min_score is not None and not math.isfinite(min_score):
         raise MemoryQueryError("bad_query", "min_score must be finite")
     if space is None or space.count == 0:
-        return []
+        return [], None
     mask = filter_mask(space, where)
+    probed: int | None = None
     depth = k if mode != "hybrid" else max(k, HYBRID_DEPTH_MIN)
     vector_ranked: list[int] = []
     vector_of: dict[int, float] = {}
@@ -187,7 +238,7 @@ def search(
     lexical_of: dict[int, float] = {}
     if mode != "lexical":
         assert vector is not None
-        vector_ranked, vector_of = _vector_leg(space, mask, vector, depth)
+        vector_ranked, vector_of, probed = _vector_leg(space, mask, vector, depth, None if exact else nprobe)
     if mode != "vector":
         assert text is not None
         lexical_ranked, lexical_of = _lexical_leg(space, mask, text, depth)
@@ -222,4 +273,4 @@ def search(
                 lexical_rank=lexical_rank.get(slot),
             )
         )
-    return hits
+    return hits, probed

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from projections.lexical import LexicalIndex
+from projections.memory_ivf import assign
 
 __all__ = ["MAX_NORM", "MIN_NORM", "MemoryRecord", "MemorySpace", "SCOPE_FIELDS", "VALID_FOREVER"]
 
@@ -122,6 +123,12 @@ class MemorySpace:
         self.valid_until = np.full(capacity, VALID_FOREVER, dtype=np.int64)
         self.scopes = {name: _Codes(capacity) for name in SCOPE_FIELDS}
         self.tags: dict[str, set[int]] = {}
+        #: The IVF index (state): float16 LE centroids from `memory.index`, or None.
+        self.index_centroids: bytes | None = None
+        #: Its cache: the centroids as float32 and each slot's list (-1: none); built on first use.
+        self.centroids: npt.NDArray[np.float32] | None = None
+        self.lists = np.full(capacity, -1, dtype=np.int32)
+        self.lists_ready = False
 
     @property
     def count(self) -> int:
@@ -147,6 +154,7 @@ class MemorySpace:
         self.valid_until = _grown(self.valid_until, capacity, VALID_FOREVER)
         for codes in self.scopes.values():
             codes.codes = _grown(codes.codes, capacity, -1)
+        self.lists = _grown(self.lists, capacity, -1)
 
     def insert(self, record: MemoryRecord, entry: dict[str, Any]) -> None:
         """Add a new record (its id must be `count + 1`) with its first history entry."""
@@ -187,6 +195,26 @@ class MemorySpace:
             self.matrix = np.zeros((len(self.active), self.dimension), dtype=_F32)
         self.matrix[slot] = vector
         self.inverse_norms[slot] = 1.0 / math.sqrt(sum_of_squares(vector))
+        if self.lists_ready and self.centroids is not None:
+            self.lists[slot] = assign(self.matrix[slot : slot + 1], self.centroids)[0]
+
+    def set_index(self, centroids: bytes) -> None:
+        """Adopt new IVF centroids (float16 LE, rows of the namespace's dimension); the assignment is redone lazily."""
+        self.index_centroids = centroids
+        self.centroids = np.frombuffer(centroids, dtype="<f2").astype(np.float32).reshape(-1, self.dimension)
+        self.lists[:] = -1
+        self.lists_ready = False
+
+    def ensure_lists(self) -> None:
+        """Assign every vector to its list, if not done since the centroids were set."""
+        if self.lists_ready or self.centroids is None:
+            return
+        size = self.count + 1
+        rows = np.flatnonzero(self.has_vector[:size])
+        for start in range(0, len(rows), 65_536):
+            part = rows[start : start + 65_536]
+            self.lists[part] = assign(self.matrix[part], self.centroids)
+        self.lists_ready = True
 
     def append_history(self, memory_id: int, entry: dict[str, Any]) -> None:
         """Record one more change of memory `memory_id`."""
@@ -202,7 +230,11 @@ class MemorySpace:
 
     def snapshot_state(self) -> dict[str, Any]:
         """The state as plain data: records and history (indexes are rebuilt on restore)."""
-        return {"records": [record.data() for record in self.records], "history": [list(h) for h in self.history]}
+        return {
+            "records": [record.data() for record in self.records],
+            "history": [list(h) for h in self.history],
+            "index_centroids": self.index_centroids,
+        }
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> MemorySpace:
@@ -215,6 +247,8 @@ class MemorySpace:
             space._ensure(record.id)
             space.lexical.add(record.id, record.content)
             space.index(record, None)
+        if state.get("index_centroids") is not None:
+            space.set_index(state["index_centroids"])
         return space
 
 

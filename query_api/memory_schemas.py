@@ -21,6 +21,7 @@ __all__ = [
     "MemoryCreate",
     "MemoryHistoryPublic",
     "MemoryHitPublic",
+    "MemoryIndexBody",
     "MemoryList",
     "MemoryMergeBody",
     "MemoryPublic",
@@ -211,6 +212,16 @@ class MemorySearch(BaseModel):
     tags: _Tags = Field(default_factory=list, description="Memories carrying all of these tags")
     valid_at: _Millis | None = Field(None, description="World time: memories true then, forgotten ones included")
     include_invalidated: bool = False
+    exact: bool = Field(False, description="Scan every matching vector even when the namespace has an index")
+    nprobe: int = Field(16, ge=1, le=4_096, description="Index lists a query visits (with an index)")
+
+
+class MemoryIndexBody(WriteOptions):
+    """Body of `POST /v1/memories/index`: train an IVF index of the namespace's vectors (lists: about √n)."""
+
+    namespace: Namespace = DEFAULT_NAMESPACE
+    lists: int | None = Field(None, ge=1, le=1_024)
+    sample: int = Field(100_000, ge=1, le=100_000, description="Vectors the training looks at")
 
 
 class LegScore(BaseModel):
@@ -234,6 +245,7 @@ class SearchResults(BaseModel):
 
     mode: str
     query_model_id: str | None
+    probed_lists: int | None = Field(description="Index lists the vector leg visited; None: an exact scan")
     hits: list[MemoryHitPublic]
 
 

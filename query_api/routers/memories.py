@@ -7,24 +7,27 @@ embedder (if it has one) before the command is appended, so replay never embeds.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from commands import MemoryAdd, MemoryInvalidate, MemoryMerge, MemoryUpdate
+from commands import MemoryAdd, MemoryIndex, MemoryInvalidate, MemoryMerge, MemoryUpdate
 from commands.fields import Id, Namespace
 from commands.limits import DEFAULT_NAMESPACE
 from commands.memory import MAX_REASON_CHARS, MAX_TAGS, MemoryType
 from commands.vectors import embedding_bytes
 from projections.memories import MemoriesModel, MemoryFilter
-from projections.memory_search import MemoryQueryError, search
+from projections.memory_search import MemoryQueryError, search_with_plan
 from query_api.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
 from query_api.memory_edge import EdgeEmbedder, EmbedderError
+from query_api.memory_index import default_lists, sample_vectors, train_centroids
 from query_api.memory_schemas import (
     PROBLEMS,
     MemoryChange,
     MemoryCreate,
     MemoryHistoryPublic,
+    MemoryIndexBody,
     MemoryList,
     MemoryMergeBody,
     MemoryPublic,
@@ -316,9 +319,40 @@ async def search_memories(
         include_invalidated=body.include_invalidated,
     )
     try:
-        hits = search(space, where, mode=body.mode, text=body.query, vector=vector, k=body.k, min_score=body.min_score)
+        hits, probed = search_with_plan(
+            space,
+            where,
+            mode=body.mode,
+            text=body.query,
+            vector=vector,
+            k=body.k,
+            min_score=body.min_score,
+            exact=body.exact,
+            nprobe=body.nprobe,
+        )
     except MemoryQueryError as error:
         raise ApiProblem(422 if error.code == "invalid" else 400, error.code, str(error)) from error
     return SearchResults(
-        mode=body.mode, query_model_id=query_model_id, hits=[hit_public(hit, body.namespace) for hit in hits]
+        mode=body.mode,
+        query_model_id=query_model_id,
+        probed_lists=probed,
+        hits=[hit_public(hit, body.namespace) for hit in hits],
     )
+
+
+@router.post("/memories/index", response_model=MemoryWritten)
+async def index_memories(body: MemoryIndexBody, node: WriterDep, caller: CallerDep) -> MemoryWritten:
+    """Train an IVF index of the namespace's vectors here (k-means) and log its centroids (`memory.index`)."""
+    space = memories_model(node).space(caller.tenant, body.namespace)
+    if space is None or space.model_id is None:
+        raise ApiProblem(404, "not_found", f"namespace {body.namespace!r} has no memory vectors to index")
+    vectors = sample_vectors(space, body.sample)
+    lists = body.lists or default_lists(len(vectors))
+    if len(vectors) < lists:
+        raise ApiProblem(422, "invalid", f"{len(vectors)} vectors cannot train {lists} lists")
+    centroids = await asyncio.to_thread(train_centroids, vectors, lists)
+    command = MemoryIndex(lists=lists, centroids=centroids.astype("<f2").tobytes(), model_id=space.model_id)
+    written = await execute(
+        node, caller, command, namespace=body.namespace, run_id=body.run_id, command_id=body.command_id
+    )
+    return MemoryWritten.model_validate(written)

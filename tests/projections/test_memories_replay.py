@@ -14,6 +14,7 @@ from commands import (
     CommandProducer,
     Envelope,
     MemoryAdd,
+    MemoryIndex,
     MemoryInvalidate,
     MemoryMerge,
     MemoryUpdate,
@@ -21,11 +22,13 @@ from commands import (
     stamp,
 )
 from eventlog.memory import MemoryLog
+from projections import memory_search
 from projections.catalog import new_state
 from projections.engine import Engine
 from projections.memories import MemoriesModel, MemoryFilter
-from projections.memory_search import search
+from projections.memory_search import search, search_with_plan
 from projections.snapshot import list_snapshots, load_snapshot, write_snapshot
+from query_api.memory_index import sample_vectors, train_centroids
 
 pytestmark = pytest.mark.anyio
 
@@ -94,6 +97,8 @@ def searches(model: MemoriesModel, embedder: HashingEmbedder) -> list[list[tuple
             for mode in ("vector", "lexical", "hybrid"):
                 hits = search(space, MemoryFilter(), mode=mode, text="alice likes tea", vector=query, k=20)  # type: ignore[arg-type]
                 results.append([(hit.memory.id, hit.score) for hit in hits])
+            approximate = search(space, MemoryFilter(), mode="vector", vector=query, k=20, nprobe=2)
+            results.append([(hit.memory.id, hit.score) for hit in approximate])
     return results
 
 
@@ -105,6 +110,7 @@ def refuse(*_: object, **__: object) -> np.ndarray:
 async def test_live_rebuild_and_snapshot_tail_agree_with_memories(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(memory_search, "APPROXIMATE_MIN_ROWS", 10)  # searches of "notes" use the index
     embedder = HashingEmbedder(64)
     first, second = memory_workload(1_500, 1, embedder), memory_workload(1_500, 2, embedder)
     # the halves are generated independently: the second's updates and forgets may name memories that do
@@ -116,6 +122,16 @@ async def test_live_rebuild_and_snapshot_tail_agree_with_memories(
     await feed(log, first)
     middle = await log.end_offsets("main")
     assert await live.wait_for(dict(enumerate(middle)), 120)
+    # an IVF index trained at the edge from the live state, then adds assigned to it as they apply
+    model = live.state.model("memories")
+    assert isinstance(model, MemoriesModel)
+    space = model.space("acme", "notes")
+    assert space is not None
+    centroids = train_centroids(sample_vectors(space, 1_000), 8).astype("<f2").tobytes()
+    index = MemoryIndex(lists=8, centroids=centroids, model_id=embedder.model_id)
+    await feed(log, [stamp(index, Caller(tenant="acme"), namespace="notes")])
+    middle = await log.end_offsets("main")
+    assert await live.wait_for(dict(enumerate(middle)), 120)
     snapshot = write_snapshot(tmp_path, "main", live.state)
     await feed(log, second)
     end = await log.end_offsets("main")
@@ -125,22 +141,25 @@ async def test_live_rebuild_and_snapshot_tail_agree_with_memories(
     assert isinstance(live_model, MemoriesModel)
     expected_searches = searches(live_model, embedder)
     assert sum(len(r) for r in expected_searches) > 0
+    notes = live_model.space("acme", "notes")
+    query = embedder.embed(["tea"])[0]
+    assert search_with_plan(notes, MemoryFilter(), mode="vector", vector=query, nprobe=2)[1] == 2
     outcomes = {o.status for part in live.state.outcomes for o in part.values()}
     assert outcomes == {"applied", "rejected"}
 
     calls_before = embedder.calls
-    for cls in (HashingEmbedder, CachedEmbedder, OpenAIEmbedder):
-        monkeypatch.setattr(cls, "embed", refuse)
-    from_zero = await rebuilt(log)
-    assert from_zero.state.digests() == live.state.digests()
-    at_middle = await rebuilt(log, middle)
-    assert at_middle.state.digests()["memories"] == snapshot.digests["memories"]
-    [info] = list_snapshots(tmp_path, "main")
-    restored = Engine(log, "main", load_snapshot(info, verify_digests=True))
-    await restored.catch_up()
-    assert restored.state.digests() == live.state.digests()
+    with monkeypatch.context() as patched:
+        for cls in (HashingEmbedder, CachedEmbedder, OpenAIEmbedder):
+            patched.setattr(cls, "embed", refuse)
+        from_zero = await rebuilt(log)
+        assert from_zero.state.digests() == live.state.digests()
+        at_middle = await rebuilt(log, middle)
+        assert at_middle.state.digests()["memories"] == snapshot.digests["memories"]
+        [info] = list_snapshots(tmp_path, "main")
+        restored = Engine(log, "main", load_snapshot(info, verify_digests=True))
+        await restored.catch_up()
+        assert restored.state.digests() == live.state.digests()
     assert embedder.calls == calls_before
-    monkeypatch.undo()
     for state in (from_zero.state, restored.state):
         model = state.model("memories")
         assert isinstance(model, MemoriesModel)
