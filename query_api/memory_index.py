@@ -23,8 +23,8 @@ ITERATIONS: Final = 12
 
 
 def default_lists(vectors: int) -> int:
-    """About √n lists, from 16 to 1,024 (1,024 by 384 float16 centroids still fit one command)."""
-    return max(16, min(1_024, int(math.sqrt(max(vectors, 1)))))
+    """About √n lists, from 16 to 512 (512 float16 centroids of dimension 1,024 still fit one command)."""
+    return max(16, min(512, int(math.sqrt(max(vectors, 1)))))
 
 
 def sample_vectors(space: MemorySpace, sample: int, seed: int = 0) -> npt.NDArray[np.float32]:

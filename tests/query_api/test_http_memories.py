@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from projections import memory_search
 from tests.agentlog.embedding_stub import embedding_stub
 from tests.query_api.http_node import HttpNode, assert_problem, memory_settings, serve
 
@@ -254,3 +255,29 @@ def test_the_node_embeds_through_an_openai_compatible_service() -> None:
             assert client.get("/v1/memories/1").json()["has_embedding"] is False
             assert_problem(client.post("/v1/search", json={"query": "text", "mode": "vector"}), 400, "bad_query")
             assert search(client, query="text", mode="lexical")[0]["memory"]["id"] == 1
+
+
+def test_index_and_approximate_search(http_node: HttpNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, client = http_node
+    monkeypatch.setattr(memory_search, "APPROXIMATE_MIN_ROWS", 10)
+    assert_problem(client.post("/v1/memories/index", json={"lists": 4}), 404, "not_found")
+    words = ["tea", "coffee", "rust", "python", "oslo", "bergen", "deploy", "friday"]
+    for i in range(40):
+        add(client, f"{words[i % 8]} {words[(i * 3) % 8]} note {i}")
+    assert_problem(client.post("/v1/memories/index", json={"lists": 41}), 422, "invalid")
+    indexed = client.post("/v1/memories/index", json={"lists": 4})
+    assert indexed.status_code == 200, indexed.text
+    assert indexed.json()["result"] == {"lists": 4, "model_id": "hashing-v2-384"}
+    body = {"query": "tea coffee", "mode": "vector", "k": 5}
+    approximate = client.post("/v1/search", json={**body, "nprobe": 1}).json()
+    exact = client.post("/v1/search", json={**body, "exact": True}).json()
+    assert approximate["probed_lists"] == 1
+    assert exact["probed_lists"] is None
+    exact_scores = {
+        hit["memory"]["id"]: hit["score"]
+        for hit in client.post("/v1/search", json={**body, "k": 100, "exact": True}).json()["hits"]
+    }
+    assert all(exact_scores[hit["memory"]["id"]] == hit["score"] for hit in approximate["hits"])
+    everything = client.post("/v1/search", json={**body, "nprobe": 4}).json()
+    assert everything["hits"] == exact["hits"]
+    assert_problem(client.post("/v1/search", json={**body, "nprobe": 0}), 422, "invalid")
