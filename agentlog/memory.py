@@ -196,6 +196,11 @@ class Memory:
         params = _options(namespace=self.namespace, reason=reason, valid_until=valid_until)
         return bool(self._write("DELETE", f"/v1/memories/{int(memory_id)}", **params)["invalidated"])
 
+    def index(self, *, lists: int | None = None) -> int:
+        """Train (on the node) and log an IVF index of this namespace's vectors; its number of lists."""
+        body = {"namespace": self.namespace, **_options(lists=lists)}
+        return int(self._write("POST", "/v1/memories/index", body)["lists"])
+
     # -- reads --
 
     def get(self, memory_id: int, *, as_of: str | None = None) -> MemoryItem | None:
@@ -231,13 +236,18 @@ class Memory:
         memory_type: str | None = None,
         valid_at: int | None = None,
         include_invalidated: bool = False,
+        exact: bool = False,
+        nprobe: int | None = None,
         as_of: str | None = None,
         **scope: str,
     ) -> list[MemorySearchHit]:
         """The k best memories for `query` (and/or `vector`) in this scope, each saying why it matched."""
         body: dict[str, Any] = {"namespace": self.namespace, "mode": mode, "k": k, "tags": list(tags)}
         body |= self.scope | scope | _options(query=query, min_score=min_score, memory_type=memory_type)
-        body |= _options(valid_at=valid_at) | {"include_invalidated": include_invalidated}
+        body |= _options(valid_at=valid_at, nprobe=nprobe) | {
+            "include_invalidated": include_invalidated,
+            "exact": exact,
+        }
         if vector is not None:
             body["vector"] = [float(x) for x in vector]
         elif self.embedder is not None and query and mode != "lexical":

@@ -1,4 +1,4 @@
-"""`agentlog memory add|search|show|history|forget|list`: memories of a running node, printed as JSON.
+"""`agentlog memory add|search|show|history|forget|list|index`: memories of a running node, printed as JSON.
 
 The connection options are those of the other verbs (`--url`, `--tenant`, `--agent-id`,
 `--api-key`, with their `AGENTLOG_*` variables). Text is embedded by the node's `--embedder`.
@@ -124,6 +124,16 @@ def memory_forget(client: AgentlogClient, memory_id: int, namespace: str, reason
 def memory_list(client: AgentlogClient, tags: tuple[str, ...], **params: Any) -> None:
     """Recall memories by scope and tags, by number."""
     _echo_json(_run(client, "GET", "/v1/memories", tags=",".join(tags) or None, **params))
+
+
+@memory.command("index")
+@_namespace
+@click.option("--lists", type=click.IntRange(1, 1024), default=None, help="Lists of the index [default: about √n].")
+@_with_client
+def memory_index(client: AgentlogClient, namespace: str, lists: int | None) -> None:
+    """Train an IVF index of the namespace's vectors on the node and log it (approximate vector search)."""
+    body = {"namespace": namespace, **_options(lists=lists)}
+    _echo_json(_run(client, "POST", "/v1/memories/index", body=body, write=True))
 
 
 def register(main: click.Group) -> None:

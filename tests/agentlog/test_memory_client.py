@@ -34,6 +34,9 @@ def exercise(memory: Memory) -> None:
     assert memory.get(99) is None
     assert [hit.memory.id for hit in memory.search("Rust", mode="lexical")] == []
     assert [hit.memory.id for hit in memory.search("Rust", mode="lexical", include_invalidated=True)] == [1]
+    assert memory.index(lists=2) == 2
+    assert [hit.memory.id for hit in memory.search("Japanese food", mode="vector", exact=True, k=1)] == [2]
+    assert [hit.memory.id for hit in memory.search("Japanese food", mode="vector", nprobe=1, k=1)] == [2]
 
 
 def test_memory_over_http(http_node: HttpNode) -> None:

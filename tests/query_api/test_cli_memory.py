@@ -41,7 +41,7 @@ def ok_json(cli: click.Group, env: dict[str, str], *args: str) -> Any:
 
 
 def test_the_real_command_has_the_memory_group() -> None:
-    assert sorted(main.commands["memory"].commands) == ["add", "forget", "history", "list", "search", "show"]  # type: ignore[attr-defined]
+    assert sorted(main.commands["memory"].commands) == ["add", "forget", "history", "index", "list", "search", "show"]  # type: ignore[attr-defined]
     assert "--embedder" in [option for param in main.commands["serve"].params for option in param.opts]
 
 
@@ -82,6 +82,7 @@ def test_add_search_show_history_forget(cli: click.Group, env: dict[str, str]) -
     assert [hit["memory"]["id"] for hit in before["hits"]][:1] == [1]
     assert [m["id"] for m in ok_json(cli, env, "memory", "list")["items"]] == [2]
     assert [m["id"] for m in ok_json(cli, env, "memory", "list", "--all", "--tag", "ui")["items"]] == [1]
+    assert ok_json(cli, env, "memory", "index", "--lists", "2")["result"]["lists"] == 2
 
 
 def test_failures_exit_1_with_the_problem(cli: click.Group, env: dict[str, str]) -> None:
