@@ -395,7 +395,8 @@ def main() -> None:
         }
         machine = _common.machine_info(root) | {"threads": "1 (OMP/OPENBLAS/MKL_NUM_THREADS=1, faiss 1)"}
         _common.print_facts({"Machine": machine, "Versions": versions})
-        print(f"**Dataset**: synthetic texts of 6-20 Zipf words over {VOCABULARY:,}; unit float32 vectors, dim {DIM}")
+        words = f"synthetic texts of 6-20 Zipf words over {VOCABULARY:,}"
+        print(f"**Dataset**: {words}; unit float32 vectors around {CLUSTERS:,} centres, dim {DIM}")
         print()
 
         texts, vectors = dataset(arguments.adds, arguments.seed)
