@@ -27,6 +27,7 @@ from agentlog.errors import (
     TransportError,
     UnavailableError,
 )
+from agentlog.memory import Memory
 from agentlog.models import (
     Branch,
     ChainCheck,
@@ -64,6 +65,7 @@ __all__ = [
     "Fork",
     "InvalidRequestError",
     "Lock",
+    "Memory",
     "NotFoundError",
     "Page",
     "Position",

@@ -45,6 +45,7 @@ from commands.limits import (
     MAX_VECTOR_DIMENSION,
     SCHEMA_VERSION,
 )
+from commands.memory import MemoryAdd, MemoryIndex, MemoryInvalidate, MemoryMerge, MemoryUpdate
 from commands.producer import CommandProducer, Submitted
 from commands.routing import check_single_partition, partition_key, partition_of
 from commands.runs import EventAppend, RunBegin, RunEnd, TraceRecord
@@ -80,6 +81,11 @@ __all__ = [
     "EventAppend",
     "KvBatchPut",
     "KvClear",
+    "MemoryAdd",
+    "MemoryIndex",
+    "MemoryInvalidate",
+    "MemoryMerge",
+    "MemoryUpdate",
     "KvDelete",
     "KvExpire",
     "KvItem",

@@ -10,6 +10,7 @@ from commands.barriers import BarrierSet
 from commands.errors import CommandError, from_validation_errors
 from commands.fields import ScopedCommand
 from commands.kv import KvBatchPut, KvClear, KvDelete, KvExpire, KvPut, NamespaceConfig
+from commands.memory import MemoryAdd, MemoryIndex, MemoryInvalidate, MemoryMerge, MemoryUpdate
 from commands.runs import EventAppend, RunBegin, RunEnd, TraceRecord
 from commands.state import LockAcquire, LockRelease, LockRenew, StateCas
 from commands.txn import Txn
@@ -42,6 +43,11 @@ _ClientUnion = (
     | CollectionCreate
     | VectorUpsert
     | VectorDelete
+    | MemoryAdd
+    | MemoryUpdate
+    | MemoryInvalidate
+    | MemoryMerge
+    | MemoryIndex
 )
 
 #: Any command, tagged by `type` (what the log carries and projections decode).
@@ -76,6 +82,11 @@ _CLASSES: tuple[type[ScopedCommand], ...] = (
     CollectionCreate,
     VectorUpsert,
     VectorDelete,
+    MemoryAdd,
+    MemoryUpdate,
+    MemoryInvalidate,
+    MemoryMerge,
+    MemoryIndex,
 )
 
 #: Every command class by its `type` name.

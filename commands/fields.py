@@ -133,6 +133,7 @@ Key = Annotated[
     ),
 ]
 
+
 def _native_name(alphabet: str, max_length: int) -> StringConstraints:
     """`[alphabet]+` but not `.` or `..`, checked by pydantic-core's own regex engine (no Python call).
 

@@ -41,8 +41,6 @@ METRICS: tuple[str, ...] = ("cosine", "dot", "euclidean")
 _F32 = np.dtype("<f4")
 
 
-
-
 def embedding_from_base64(text: str) -> bytes:
     """Decode the base64 form of an embedding (strict RFC 4648, padded) to its float32 LE bytes."""
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from projections.barriers import BarriersModel
 from projections.engine import EngineState
+from projections.memories import MemoriesModel
 from projections.model import ReadModel
 from projections.records import RecordsModel
 from projections.runs import RunsModel
@@ -20,7 +21,16 @@ def build_models() -> list[ReadModel]:
     records = RecordsModel()
     state = StateModel()
     runs = RunsModel()
-    return [records, state, TxnModel(records, state), runs, TracesModel(runs), VectorsModel(), BarriersModel()]
+    return [
+        records,
+        state,
+        TxnModel(records, state),
+        runs,
+        TracesModel(runs),
+        VectorsModel(),
+        BarriersModel(),
+        MemoriesModel(),
+    ]
 
 
 def new_state(partitions: int) -> EngineState:

@@ -32,7 +32,7 @@ _LENGTH = struct.Struct("<I")
 #: Snapshots kept per topic; older ones are removed after a new one is written.
 SNAPSHOTS_KEPT = 3
 #: Bumped whenever a model's state layout or apply semantics change.
-CODE_VERSION = "2"
+CODE_VERSION = "3"
 
 
 class SnapshotError(Exception):

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(
         default=None, description="JSON file of API keys; when set, keys decide identity"
     )
+    embedder: str = Field(
+        default="hashing",
+        description="Embedder for memories sent as text only: hashing[:dim], openai:<url>#<model>[#<dim>], "
+        "fastembed:<model>, sentence-transformers:<model> or none",
+    )
     processors: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="Derived processors (run summary) in this node; auto: on for file:// logs, off for memory:// "

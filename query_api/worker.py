@@ -129,9 +129,7 @@ def create_app(
         broker_rebalance_timeout=2 * SESSION_TIMEOUT_S,
         worker_redirect_stdouts=False,
     )
-    topic = app.topic(
-        settings.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
+    topic = app.topic(settings.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
     async def processors(stream: Any) -> None:
         async for event in stream.events():

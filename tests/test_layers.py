@@ -18,6 +18,19 @@ PROJECT = {*LAYERS, "agentlog", "infra", "tests", "bench"}
 #: What the public package may import at module level, and what only lazily.
 AGENTLOG_EAGER = {"agentlog", "commands", "eventlog"}
 AGENTLOG_LAZY = {"query_api"}
+#: The edge embedders are a leaf (they import no project package), so the node may embed with them.
+EMBEDDERS = "agentlog.embedders"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Dotted names of the modules a file imports (absolute imports only)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -57,6 +70,10 @@ def test_each_layer_imports_only_layers_to_its_left() -> None:
         for path in sorted((REPO / layer).rglob("*.py")):
             allowed = ALLOWED[layer] | ({"agentlog"} if path.is_relative_to(REPO / "query_api" / "cli") else set())
             forbidden = (imported_roots(path) & PROJECT) - allowed
+            if layer == "query_api" and "agentlog" in forbidden:
+                agentlog = {name for name in imported_modules(path) if name.split(".")[0] == "agentlog"}
+                if all(name == EMBEDDERS or name.startswith(EMBEDDERS + ".") for name in agentlog):
+                    forbidden.discard("agentlog")
             if forbidden:
                 violations.append(f"{path.relative_to(REPO)} imports {sorted(forbidden)}")
     assert violations == []
@@ -95,3 +112,13 @@ def test_the_lazy_rule_sees_through_functions_and_type_checking(tmp_path: Path) 
     )
     assert module_level_roots(module) & PROJECT == {"commands", "eventlog"}
     assert imported_roots(module) & PROJECT == {"commands", "eventlog", "query_api", "projections"}
+
+
+def test_embedders_import_no_project_package() -> None:
+    violations = [
+        str(path.relative_to(REPO))
+        for path in sorted((REPO / "agentlog" / "embedders").rglob("*.py"))
+        if (imported_roots(path) & PROJECT) - {"agentlog"}
+        or any(not name.startswith(EMBEDDERS) for name in imported_modules(path) if name.startswith("agentlog"))
+    ]
+    assert violations == []

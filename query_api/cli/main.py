@@ -14,6 +14,7 @@ from eventlog.errors import LogError
 from eventlog.file import FileLog, verify_directory
 from eventlog.records import Record
 from query_api.cli.audit import register as register_audit
+from query_api.cli.memory import register as register_memory
 from query_api.cli.replay import register as register_replay
 from query_api.cli.timemachine import register as register_timemachine
 from query_api.cli.verbs import register
@@ -31,6 +32,7 @@ register(main)
 register_timemachine(main)
 register_replay(main)
 register_audit(main)
+register_memory(main)
 
 
 def serve_log_url(data_dir: Path | None, log_url: str | None) -> str | None:
@@ -76,6 +78,12 @@ def serve_log_url(data_dir: Path | None, log_url: str | None) -> str | None:
     default=None,
     help="Where this node writes snapshots [env AGENTLOG_SNAPSHOT_DIR; default <data>/snapshots, none for kafka://].",
 )
+@click.option(
+    "--embedder",
+    default=None,
+    help="Embedder for memories sent as text: hashing[:dim], openai:<url>#<model>[#<dim>], fastembed:<model>,"
+    " sentence-transformers:<model> or none [env AGENTLOG_EMBEDDER; default hashing].",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -85,6 +93,7 @@ def serve(
     partitions: int | None,
     api_keys_file: Path | None,
     snapshot_dir: Path | None,
+    embedder: str | None,
 ) -> None:
     """Run a node: the embedded log in ./agentlog-data unless told otherwise."""
     import uvicorn
@@ -100,6 +109,7 @@ def serve(
         "partitions": partitions,
         "api_keys_file": api_keys_file,
         "snapshot_dir": snapshot_dir,
+        "embedder": embedder,
     }
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     click.echo(f"agentlog serving {settings.log} on http://{settings.host}:{settings.port}", err=True)

@@ -11,6 +11,7 @@ from query_api.http.auth import ApiKeys
 from query_api.http.openapi import install_openapi
 from query_api.http.problems import install_problem_handlers, route_methods
 from query_api.http.routers import ROUTERS
+from query_api.node.memory_edge import edge_embedder
 from query_api.node.node import Node
 from query_api.settings import Settings
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.api_keys = api_keys
+    app.state.embedder = edge_embedder(settings.embedder)
     install_problem_handlers(app)
     install_openapi(app)
     for router in ROUTERS:

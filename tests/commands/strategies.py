@@ -21,6 +21,11 @@ from commands import (
     LockAcquire,
     LockRelease,
     LockRenew,
+    MemoryAdd,
+    MemoryIndex,
+    MemoryInvalidate,
+    MemoryMerge,
+    MemoryUpdate,
     NamespaceConfig,
     RunBegin,
     RunEnd,
@@ -35,6 +40,7 @@ from commands import (
     VectorDelete,
     VectorUpsert,
 )
+from commands.memory import MEMORY_TYPES
 from commands.runs import TRACE_KINDS
 
 __all__ = [
@@ -101,6 +107,47 @@ _preconditions = st.one_of(
     st.builds(TxnPrecondition, kind=st.sampled_from(["kv", "state"]), key=keys, version=versions),
 )
 
+_memory_ids = st.integers(min_value=1, max_value=2**63 - 1)
+_tags = st.lists(st.from_regex(r"[A-Za-z0-9._:@/-]{1,12}", fullmatch=True), max_size=4)
+_contents = st.text(min_size=1, max_size=80)
+_reasons = st.none() | st.text(max_size=40)
+_confidences = st.floats(min_value=0.0, max_value=1.0)
+_embedded = st.one_of(st.just({}), st.builds(lambda e, m: {"embedding": e, "model_id": m}, embeddings, ids))
+_millis = st.integers(min_value=0, max_value=2**62)
+
+
+@st.composite
+def _memory_add(draw: st.DrawFn) -> MemoryAdd:
+    valid_from = draw(st.none() | _millis)
+    valid_until = draw(st.none() | _millis)
+    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
+        valid_until = valid_from + 1
+    return MemoryAdd(
+        content=draw(_contents),
+        memory_type=draw(st.sampled_from(MEMORY_TYPES)),
+        user_id=draw(st.none() | ids),
+        agent_id=draw(st.none() | ids),
+        session_id=draw(st.none() | ids),
+        run_id=draw(st.none() | ids),
+        tags=draw(_tags),
+        metadata=draw(metadata),
+        confidence=draw(_confidences),
+        source=draw(ids),
+        valid_from=valid_from,
+        valid_until=valid_until,
+        reason=draw(_reasons),
+        **draw(_embedded),
+    )
+
+
+@st.composite
+def _memory_merge(draw: st.DrawFn) -> MemoryMerge:
+    chosen = draw(st.lists(_memory_ids, min_size=2, max_size=5, unique=True))
+    return MemoryMerge(
+        ids=chosen[1:], into=chosen[0], content=draw(st.none() | _contents), reason=draw(_reasons), **draw(_embedded)
+    )
+
+
 #: One strategy per command type name.
 COMMANDS: dict[str, st.SearchStrategy[Any]] = {
     "kv.put": st.builds(
@@ -109,9 +156,7 @@ COMMANDS: dict[str, st.SearchStrategy[Any]] = {
     "kv.delete": st.builds(KvDelete, key=keys, if_version=st.none() | versions),
     "kv.batch_put": st.builds(KvBatchPut, items=st.lists(_kv_items, min_size=1, max_size=4).map(_unique_items)),
     "kv.clear": st.just(KvClear()),
-    "ns.config": st.builds(
-        NamespaceConfig, json_schema=st.none() | st.just({"type": "object"}), default_ttl_s=ttls
-    ),
+    "ns.config": st.builds(NamespaceConfig, json_schema=st.none() | st.just({"type": "object"}), default_ttl_s=ttls),
     "kv.expire": st.builds(KvExpire, key=keys, expected_version=positive),
     "barrier.set": st.builds(
         BarrierSet,
@@ -131,9 +176,7 @@ COMMANDS: dict[str, st.SearchStrategy[Any]] = {
         preconditions=st.lists(_preconditions, max_size=3),
     ),
     "run.begin": st.builds(RunBegin, name=st.none() | keys, metadata=metadata, parent_run_id=st.none() | ids),
-    "run.end": st.builds(
-        RunEnd, status=st.sampled_from(["succeeded", "failed", "cancelled"]), result=json_values
-    ),
+    "run.end": st.builds(RunEnd, status=st.sampled_from(["succeeded", "failed", "cancelled"]), result=json_values),
     "event.append": st.builds(
         EventAppend,
         event_type=ids,
@@ -158,6 +201,32 @@ COMMANDS: dict[str, st.SearchStrategy[Any]] = {
     ),
     "vector.upsert": st.builds(VectorUpsert, collection=ids, id=keys, embedding=embeddings, metadata=metadata),
     "vector.delete": st.builds(VectorDelete, collection=ids, id=keys),
+    "memory.add": _memory_add(),
+    "memory.update": st.builds(
+        lambda fields, embedded: MemoryUpdate(**fields, **embedded),
+        st.fixed_dictionaries(
+            {"id": _memory_ids},
+            optional={
+                "content": _contents,
+                "memory_type": st.sampled_from(MEMORY_TYPES),
+                "tags": _tags,
+                "metadata": metadata,
+                "confidence": _confidences,
+                "valid_from": _millis,
+                "valid_until": _millis,
+                "reason": _reasons,
+            },
+        ),
+        _embedded,
+    ),
+    "memory.invalidate": st.builds(MemoryInvalidate, id=_memory_ids, reason=_reasons, valid_until=st.none() | _millis),
+    "memory.merge": _memory_merge(),
+    "memory.index": st.builds(
+        MemoryIndex,
+        lists=st.integers(1, 8),
+        centroids=st.binary(min_size=2, max_size=64).map(lambda data: data[: len(data) // 2 * 2]),
+        model_id=ids,
+    ),
 }
 
 assert set(COMMANDS) == set(COMMAND_TYPES), "every command type needs a strategy"

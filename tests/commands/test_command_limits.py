@@ -74,9 +74,18 @@ def test_good_namespaces(namespace: str) -> None:
     assert stamp(KvPut(key="k", value=1), CALLER, namespace=namespace).namespace == namespace
 
 
-@pytest.mark.parametrize(("namespace", "code"), [("", "invalid"), ("a/b", "invalid"), ("sp ace", "invalid"),
-                                                 (".", "invalid"), ("..", "invalid"), ("é", "invalid"),
-                                                 ("a" * 257, "too_large")])
+@pytest.mark.parametrize(
+    ("namespace", "code"),
+    [
+        ("", "invalid"),
+        ("a/b", "invalid"),
+        ("sp ace", "invalid"),
+        (".", "invalid"),
+        ("..", "invalid"),
+        ("é", "invalid"),
+        ("a" * 257, "too_large"),
+    ],
+)
 def test_bad_namespaces(namespace: str, code: str) -> None:
     with pytest.raises(CommandError) as info:
         check_namespace(namespace)

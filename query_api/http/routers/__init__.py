@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from query_api.http.routers import audit, branches, coordination, kv, runs, system, timeline, vectors
+from query_api.http.routers import audit, branches, coordination, kv, memories, runs, system, timeline, vectors
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [system.router, kv.router, coordination.router, runs.router, vectors.router, branches.router]
 ROUTERS.append(timeline.router)
 ROUTERS.append(audit.router)
+ROUTERS.append(memories.router)
