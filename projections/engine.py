@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from commands import CommandError, Envelope, decode_record, partition_key
 from eventlog.base import EventLog
@@ -131,6 +131,9 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._advanced = asyncio.Event()
         self.error: BaseException | None = None
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._pauses = 0
 
     @property
     def applied(self) -> list[int]:
@@ -170,6 +173,18 @@ class Engine:
                 await task
         self._tasks.clear()
 
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Hold the state still (tailing reads go on, applying waits) until the block ends, e.g. for a snapshot."""
+        self._pauses += 1
+        self._resumed.clear()
+        try:
+            yield
+        finally:
+            self._pauses -= 1
+            if self._pauses == 0:
+                self._resumed.set()
+
     async def _tail(self, partition: int) -> None:
         try:
             while True:
@@ -180,6 +195,8 @@ class Engine:
                     max_records=APPLY_BATCH_RECORDS,
                     wait_ms=TAIL_WAIT_MS,
                 )
+                if not self._resumed.is_set():
+                    await self._resumed.wait()
                 for record in records:
                     self.state.apply_record(record)
                 if records:

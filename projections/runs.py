@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Final
 
 import orjson
 
 from commands import DEFAULT_RUN_ID, Envelope, EventAppend, RunBegin, RunEnd, canonical_json
-from projections.model import ApplyContext, ReadModel
+from projections.model import ApplyContext, ReadModel, chunked
 from projections.outcome import Rejected
 
 __all__ = ["GENESIS_HASH", "EventView", "RunView", "RunsModel", "VerifyResult", "event_hash"]
@@ -158,6 +159,25 @@ class RunsModel(ReadModel):
 
     def __init__(self) -> None:
         self._runs: dict[str, dict[str, _Run]] = {}
+
+    def snapshot_state(self) -> Iterator[Any]:
+        """Per run: `[tenant, run_id, fields]` (every slot but the events), then its events in chunks."""
+        for tenant, runs in self._runs.items():
+            for run_id, run in runs.items():
+                fields = {slot: getattr(run, slot) for slot in _Run.__slots__ if slot != "events"}
+                yield [tenant, run_id, fields, None]
+                for events in chunked(run.events):
+                    yield [tenant, run_id, None, events]
+
+    def restore_state(self, pieces: Iterable[Any]) -> None:
+        """Rebuild the runs from `snapshot_state` pieces."""
+        for tenant, run_id, fields, events in pieces:
+            if fields is not None:
+                run = _Run.__new__(_Run)
+                run.__setstate__({**fields, "events": []})
+                self._runs.setdefault(tenant, {})[run_id] = run
+            else:
+                self._runs[tenant][run_id].events.extend(events)
 
     # -- apply -------------------------------------------------------------------------------------
 

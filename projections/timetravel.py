@@ -32,7 +32,7 @@ logger = logging.getLogger("agentlog.timetravel")
 #: `progress(done, total)`: records at or below the cut applied so far (a snapshot counts as done), and all of them.
 ProgressCallback = Callable[[int, int], None]
 #: Records one step of a rebuild applies before reporting progress and yielding to the event loop.
-REBUILD_STEP_RECORDS = 5_000
+REBUILD_STEP_RECORDS = 1_000
 #: Records one read of `find_command` takes while scanning.
 SCAN_BATCH_RECORDS = 1_000
 
@@ -159,7 +159,8 @@ async def rebuild(
     for partition, (offset, end) in enumerate(zip(target, ends, strict=True)):
         if not isinstance(offset, int) or not 0 <= offset <= end:
             raise TimeTravelError(f"cut offset {offset!r} of partition {partition} is outside 0..{end}")
-    state = _start_state(log, topic, target, snapshot_dir)
+    # Loading a snapshot is seconds of decoding on a large state: keep it off the event loop.
+    state = await asyncio.to_thread(_start_state, log, topic, target, snapshot_dir)
     engine = Engine(log, topic, state)
     total = sum(target)
     if progress is not None:

@@ -191,13 +191,29 @@ class Node:
             await asyncio.sleep(SNAPSHOT_CHECK_S)
             total = sum(self.engine.applied)
             if total - self._snapshot_total >= self.settings.snapshot_every:
-                self.snapshot()
+                try:
+                    await self.snapshot()
+                except Exception:
+                    logger.exception("snapshot failed; retrying after the next %d commands", self.settings.snapshot_every)
+                    self._snapshot_total = total
 
-    def snapshot(self) -> Path | None:
-        """Write a snapshot of the current state now (on the loop thread, so the state is consistent)."""
+    async def snapshot(self) -> Path | None:
+        """Write a snapshot of the current state now, in a worker thread while applying is paused.
+
+        Reads go on being served meanwhile; writes are appended and wait for their outcome until the
+        snapshot is written. The state holds still, so the snapshot is of one cut.
+        """
         if self.snapshot_dir is None:
             return None
-        info = write_snapshot(self.snapshot_dir, self.settings.topic, self.state)
+        async with self.engine.paused():
+            work = asyncio.ensure_future(
+                asyncio.to_thread(write_snapshot, self.snapshot_dir, self.settings.topic, self.state)
+            )
+            try:
+                info = await asyncio.shield(work)
+            except asyncio.CancelledError:  # stay paused until the thread is done reading the state
+                await asyncio.wait([work])
+                raise
         self._snapshot_total = sum(info.cut)
         return info.path
 
