@@ -25,8 +25,8 @@ began it, its result, its events and the hash of its last event. Decisions:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 import orjson

@@ -148,7 +148,7 @@ def write_snapshot(root: Path, topic: str, state: EngineState) -> SnapshotInfo:
             while written < len(arrays):
                 name = f"array-{written:06d}.npy"
                 array_file = _HashingFile(temporary / name)
-                np.save(array_file, np.ascontiguousarray(arrays[written]), allow_pickle=False)  # type: ignore[arg-type]
+                np.save(array_file, np.ascontiguousarray(arrays[written]), allow_pickle=False)
                 files[name] = array_file.close()
                 written += 1
         files[_STATE] = body.close()

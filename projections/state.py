@@ -32,8 +32,8 @@ from __future__ import annotations
 import builtins
 import hashlib
 from bisect import bisect_left, bisect_right, insort
-from dataclasses import dataclass
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson

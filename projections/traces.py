@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-from dataclasses import dataclass
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson

@@ -67,7 +67,7 @@ import orjson
 
 from commands import CollectionCreate, CommandError, VectorDelete, VectorUpsert, canonical_json
 from commands.limits import MAX_K
-from projections.model import ApplyContext, ReadModel, chunked
+from projections.model import ApplyContext, ReadModel
 from projections.outcome import Rejected
 from projections.query_dsl import MISSING, descend
 

@@ -194,7 +194,7 @@ class Node:
                 try:
                     await self.snapshot()
                 except Exception:
-                    logger.exception("snapshot failed; retrying after the next %d commands", self.settings.snapshot_every)
+                    logger.exception("snapshot failed; retrying after %d more commands", self.settings.snapshot_every)
                     self._snapshot_total = total
 
     async def snapshot(self) -> Path | None:
