@@ -57,7 +57,7 @@ import _common
 import orjson
 
 import projections.engine as engine_module
-from commands import CommandProducer, decode_record, new_id, partition_of
+from commands import CommandProducer, decode_record, new_id
 from eventlog.file import FileLog
 from eventlog.records import Message, Record
 from projections.catalog import new_state
@@ -390,7 +390,11 @@ async def staged_rebuild(path: Path, partitions: int, cut: dict[int, int]) -> tu
         engine = Engine(log, TOPIC, state)
         patched.set(log, "read", _async_timed(log.read, "log read (FileLog.read)", times))
         patched.set(engine_module, "decode_record", _timed(decode_record, "decode (orjson + pydantic)", times))
-        patched.set(engine_module, "partition_of", _timed(partition_of, "routing check (partition_of)", times))
+        patched.set(
+            EngineState,
+            "_partition_of",
+            _timed(EngineState._partition_of, "routing check (EngineState._partition_of)", times),
+        )
         for model in state.models:
 
             def stage(context: ApplyContext, name: str = model.name) -> str:

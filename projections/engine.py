@@ -13,7 +13,8 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 
-from commands import CommandError, Envelope, decode_record, partition_key
+from commands import CommandError, partition_key
+from commands.wire import LoggedEnvelope, decode_for_apply
 from eventlog.base import EventLog
 from eventlog.partitioner import partition_for
 from eventlog.records import Record
@@ -57,7 +58,7 @@ class EngineState:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
 
-    def _partition_of(self, envelope: Envelope) -> int:
+    def _partition_of(self, envelope: LoggedEnvelope) -> int:
         """The partition `envelope` routes to (murmur2 is pure Python: remember it per key)."""
         key = partition_key(envelope)
         partition = self._routes.get(key)
@@ -80,7 +81,7 @@ class EngineState:
         assert record.offset == self.applied[partition], (record.offset, self.applied[partition])
         self.applied[partition] = record.offset + 1
         try:
-            envelope = decode_record(record)
+            envelope = decode_for_apply(record)
         except CommandError as error:
             self.undecodable[partition] += 1
             return Outcome("rejected", reason="invalid", detail=f"undecodable record: {error.detail}")
@@ -94,7 +95,7 @@ class EngineState:
             remembered.popitem(last=False)
         return outcome
 
-    def _apply(self, envelope: Envelope, record: Record) -> Outcome:
+    def _apply(self, envelope: LoggedEnvelope, record: Record) -> Outcome:
         if self._partition_of(envelope) != record.partition:
             return Outcome("rejected", reason="cross_partition", detail="command is on the wrong partition for its key")
         model = self.by_type.get(envelope.type)

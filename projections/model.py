@@ -1,6 +1,6 @@
 """The contract between the engine and each read model.
 
-The engine reads a partition's records in order, decodes each into an `Envelope`, and calls
+The engine reads a partition's records in order, decodes each into typed structs (`commands.wire`), and calls
 `apply(context)` on the one model that owns the command's type. A model:
 
 - changes its state only as a function of the context (the envelope, its position and its log time):
@@ -17,11 +17,13 @@ The engine reads a partition's records in order, decodes each into an `Envelope`
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from commands import Envelope
+from commands import CommandError, Envelope, encode
+from commands.wire import WIRE_TYPES, LoggedEnvelope, decode_wire
 
 __all__ = ["SNAPSHOT_PIECE_ROWS", "ApplyContext", "ReadModel", "chunked"]
 
@@ -31,12 +33,24 @@ SNAPSHOT_PIECE_ROWS = 2_000
 
 @dataclass(frozen=True, slots=True)
 class ApplyContext:
-    """One command to apply, with where it sits in the log and when the log stamped it."""
+    """One command to apply, with where it sits in the log and when the log stamped it.
 
-    envelope: Envelope
+    Models see one shape: a pydantic `Envelope` given here (tests, tools) of a type the apply path
+    mirrors is turned into its `commands.wire` structs, as the engine decodes them from records
+    (one that does not encode and decode, never validated, stays as it is and is refused).
+    """
+
+    envelope: LoggedEnvelope
     partition: int
     offset: int
     log_time_ms: int
+
+    def __post_init__(self) -> None:
+        envelope = self.envelope
+        if type(envelope) is Envelope and envelope.type in WIRE_TYPES:
+            # A forged, unvalidated envelope that does not encode stays as it is: models refuse it.
+            with contextlib.suppress(CommandError):
+                object.__setattr__(self, "envelope", decode_wire(encode(envelope)))
 
 
 class ReadModel(abc.ABC):

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
 import orjson
 
-from commands import Envelope, KvBatchPut, KvClear, KvDelete, KvExpire, KvPut, NamespaceConfig
+from commands.wire import KvBatchPut, KvClear, KvDelete, KvExpire, KvPut, LoggedEnvelope, NamespaceConfig
 from projections.model import ApplyContext, ReadModel, chunked
 from projections.outcome import Rejected
 from projections.query_dsl import MAX_LIMIT, Query, QueryError, QueryPlan, json_equal
@@ -785,7 +785,7 @@ class RecordsModel(ReadModel):
         return hasher.hexdigest()
 
 
-def _namespace(envelope: Envelope) -> str:
+def _namespace(envelope: LoggedEnvelope) -> str:
     if envelope.namespace is None:
         raise Rejected("invalid", f"{envelope.type} needs a namespace")
     return envelope.namespace

@@ -31,7 +31,8 @@ from typing import Any, ClassVar, Final
 
 import orjson
 
-from commands import DEFAULT_RUN_ID, Envelope, EventAppend, RunBegin, RunEnd, canonical_json
+from commands import DEFAULT_RUN_ID, canonical_json
+from commands.wire import EventAppend, LoggedEnvelope, RunBegin, RunEnd
 from projections.model import ApplyContext, ReadModel, chunked
 from projections.outcome import Rejected
 
@@ -108,7 +109,7 @@ class _Run:
         "status",
     )
 
-    def __init__(self, envelope: Envelope, begin: RunBegin | None, at_ms: int) -> None:
+    def __init__(self, envelope: LoggedEnvelope, begin: RunBegin | None, at_ms: int) -> None:
         self.name = begin.name if begin is not None else None
         self.metadata = begin.metadata if begin is not None else None
         self.parent_run_id = begin.parent_run_id if begin is not None else None
@@ -193,7 +194,7 @@ class RunsModel(ReadModel):
             return self._end(envelope, command, context.log_time_ms)
         raise Rejected("invalid", f"{envelope.type} is not a run command")
 
-    def _begin(self, envelope: Envelope, command: RunBegin, now: int) -> dict[str, Any]:
+    def _begin(self, envelope: LoggedEnvelope, command: RunBegin, now: int) -> dict[str, Any]:
         runs = self._runs.get(envelope.tenant)
         run_id = envelope.run_id
         if run_id == DEFAULT_RUN_ID or (runs is not None and run_id in runs):
@@ -203,7 +204,7 @@ class RunsModel(ReadModel):
         runs[run_id] = _Run(envelope, command, now)
         return {"run_id": run_id, "status": _RUNNING, "begun_at_ms": now}
 
-    def _end(self, envelope: Envelope, command: RunEnd, now: int) -> dict[str, Any]:
+    def _end(self, envelope: LoggedEnvelope, command: RunEnd, now: int) -> dict[str, Any]:
         run_id = envelope.run_id
         if run_id == DEFAULT_RUN_ID:
             raise Rejected("forbidden", f"the default run {run_id!r} cannot be ended")
@@ -215,7 +216,7 @@ class RunsModel(ReadModel):
         run.result = command.result
         return {"run_id": run_id, "status": command.status, "ended_at_ms": now, "events": len(run.events)}
 
-    def _append(self, envelope: Envelope, command: EventAppend, now: int) -> dict[str, Any]:
+    def _append(self, envelope: LoggedEnvelope, command: EventAppend, now: int) -> dict[str, Any]:
         tenant, run_id = envelope.tenant, envelope.run_id
         run = self._open_run(tenant, run_id)
         count = len(run.events) if run is not None else 0

@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from commands import LockAcquire, LockRelease, LockRenew, StateCas
+from commands.wire import LockAcquire, LockRelease, LockRenew, StateCas
 from projections.model import ApplyContext, ReadModel, chunked
 from projections.outcome import Rejected
 

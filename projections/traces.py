@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import orjson
 
-from commands import TraceRecord
+from commands.wire import TraceRecord
 from projections.model import ApplyContext, ReadModel, chunked
 from projections.outcome import Rejected
 from projections.runs import RunsModel

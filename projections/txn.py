@@ -22,7 +22,7 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Protocol
 
-from commands import Txn, TxnKvDelete, TxnKvPut, TxnPrecondition, TxnRead, TxnStateSet
+from commands.wire import Txn, TxnKvDelete, TxnKvPut, TxnPrecondition, TxnRead, TxnStateSet
 from projections.model import ApplyContext, ReadModel
 from projections.outcome import Rejected
 from projections.records import RecordsModel

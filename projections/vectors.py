@@ -65,8 +65,9 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from commands import CollectionCreate, CommandError, VectorDelete, VectorUpsert, canonical_json
+from commands import CommandError, canonical_json
 from commands.limits import MAX_K
+from commands.wire import CollectionCreate, VectorDelete, VectorUpsert
 from projections.model import ApplyContext, ReadModel
 from projections.outcome import Rejected
 from projections.query_dsl import MISSING, descend
