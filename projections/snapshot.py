@@ -36,6 +36,7 @@ from typing import Any, BinaryIO
 import msgspec
 import numpy as np
 
+from projections.collector import collector_paused
 from projections.engine import EngineState
 from projections.outcome import Outcome
 
@@ -116,8 +117,13 @@ def write_snapshot(root: Path, topic: str, state: EngineState) -> SnapshotInfo:
     """Write `state` durably (temporary directory, fsyncs, rename, fsync parent); prune old snapshots.
 
     Only reads `state`; nothing may apply to it meanwhile (run it on the loop, or in a worker thread
-    while the engine is paused).
+    while the engine is paused). The garbage collector is paused meanwhile (see `projections.collector`).
     """
+    with collector_paused():
+        return _write(root, topic, state)
+
+
+def _write(root: Path, topic: str, state: EngineState) -> SnapshotInfo:
     directory = _directory(root, topic)
     directory.mkdir(parents=True, exist_ok=True)
     cut = list(state.applied)
@@ -259,6 +265,11 @@ def load_snapshot(info: SnapshotInfo, *, verify_digests: bool = False) -> Engine
     The checksums prove the bytes are the ones written; recomputing digests (seconds on a large
     state) proves the code still folds them the same way, which `agentlog verify` does on demand.
     """
+    with collector_paused():
+        return _load(info, verify_digests)
+
+
+def _load(info: SnapshotInfo, verify_digests: bool) -> EngineState:
     from projections.catalog import new_state  # the catalog imports every model; only loading needs it
 
     manifest = _read_manifest(info.path)

@@ -22,6 +22,7 @@ from pathlib import Path
 from commands import CommandError, decode_record
 from eventlog.base import EventLog
 from projections.catalog import new_state
+from projections.collector import collector_paused
 from projections.engine import Engine, EngineState
 from projections.snapshot import SnapshotError, SnapshotInfo, list_snapshots, load_snapshot
 
@@ -161,6 +162,15 @@ async def rebuild(
             raise TimeTravelError(f"cut offset {offset!r} of partition {partition} is outside 0..{end}")
     # Loading a snapshot is seconds of decoding on a large state: keep it off the event loop.
     state = await asyncio.to_thread(_start_state, log, topic, target, snapshot_dir)
+    with collector_paused():
+        await _replay(log, topic, state, target, progress)
+    return state
+
+
+async def _replay(
+    log: EventLog, topic: str, state: EngineState, target: Sequence[int], progress: ProgressCallback | None
+) -> None:
+    """Apply `topic` to `state` up to `target`, in steps that yield to the event loop."""
     engine = Engine(log, topic, state)
     total = sum(target)
     if progress is not None:
@@ -174,4 +184,3 @@ async def rebuild(
             if progress is not None:
                 progress(sum(state.applied), total)
             await asyncio.sleep(0)
-    return state

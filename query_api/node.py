@@ -16,6 +16,7 @@ from eventlog.errors import TopicExistsError, TopicNotFoundError
 from eventlog.records import TopicInfo
 from eventlog.url import open_log
 from projections.catalog import new_state
+from projections.collector import collector_paused, freeze_state
 from projections.cut import format_token, parse_token
 from projections.engine import Engine, EngineState
 from projections.outcome import Outcome
@@ -29,6 +30,8 @@ __all__ = ["Node", "NotApplied", "WriteResult", "open_topic"]
 
 logger = logging.getLogger("agentlog.node")
 
+#: Commands restored at start-up from which the state is frozen out of the garbage collector's walks.
+FREEZE_STATE_COMMANDS = 100_000
 #: How often the snapshot task checks whether enough was applied since the last snapshot.
 SNAPSHOT_CHECK_S = 1.0
 
@@ -82,7 +85,10 @@ class Node:
         info = await open_topic(log, settings.topic, settings.partitions)
         state = _restore(settings.resolved_snapshot_dir(), settings.topic, info.partitions)
         engine = Engine(log, settings.topic, state)
-        await engine.catch_up()
+        with collector_paused():
+            await engine.catch_up()
+        if sum(engine.applied) >= FREEZE_STATE_COMMANDS:
+            freeze_state()  # the restored state stays: full collections need not walk it again
         engine.start()
         node = cls(settings, log, engine)
         if settings.sweep_interval_ms > 0:
