@@ -16,7 +16,8 @@ Run it by hand (never in CI) from the repository root, with the project's enviro
    filled by cycling over them, each copy with a fresh command id spliced into its encoded bytes,
    appended per partition in batches (the producer's submit path, minus re-encoding). The setup
    commands of the workload (collections, runs) come first, once.
-2. Rebuild from zero: reopen the log (timed), `Engine(log, topic, new_state(partitions)).catch_up()`,
+2. Rebuild from zero: reopen the log (timed), `Engine(log, topic, new_state(partitions)).catch_up()`
+   with the garbage collector paused (as `Node.start` and `projections.timetravel.rebuild` do),
    in two legs: up to the cut `--tail` commands before the end, where snapshot A is written (timed,
    with its size), then to the end, where snapshot B is written; B is written once more in a worker
    thread (as a serving node does) while a 1 ms ticker on the event loop measures the longest stall.
@@ -64,6 +65,7 @@ from commands.wire import decode_for_apply
 from eventlog.file import FileLog
 from eventlog.records import Message, Record
 from projections.catalog import new_state
+from projections.collector import collector_paused
 from projections.engine import Engine, EngineState
 from projections.model import ApplyContext
 from projections.snapshot import SnapshotInfo, list_snapshots, load_snapshot, write_snapshot
@@ -245,7 +247,8 @@ async def rebuild(
     try:
         engine = Engine(log, TOPIC, new_state(partitions))
         first = Stopwatch()
-        await engine.catch_up(until=cut)
+        with collector_paused():  # as Node.start and every rebuild do
+            await engine.catch_up(until=cut)
         first_wall_s, first_cpu_s = first.wall_s(), first.cpu_s()
         _note(
             f"rebuild: {sum(engine.applied):,} commands applied in {first_wall_s:.1f} s "
@@ -253,7 +256,8 @@ async def rebuild(
         )
         snapshot_a, stats_a = _timed_snapshot("A (end - tail)", snapshot_dir, engine.state)
         second = Stopwatch()
-        await engine.catch_up()
+        with collector_paused():
+            await engine.catch_up()
         second_wall_s, second_cpu_s = second.wall_s(), second.cpu_s()
         _note(f"rebuild: {sum(engine.applied):,} commands applied in all; writing snapshot B")
         snapshot_b, stats_b = _timed_snapshot("B (end)", snapshot_dir, engine.state)
@@ -327,7 +331,8 @@ async def start_from(
         load_s = time.perf_counter() - started_s
         engine = Engine(log, TOPIC, state)
         started_s = time.perf_counter()
-        await engine.catch_up()
+        with collector_paused():
+            await engine.catch_up()
         tail_s = time.perf_counter() - started_s
         cpu_s = whole.cpu_s()
         tail_commands = sum(engine.applied) - sum(info.cut)
