@@ -21,7 +21,12 @@ def test_reads_and_writes_validate_what_the_dependencies_read_themselves() -> No
         got = client.get("/v1/kv/ns/a/b", params={"token": written["token"]})
         assert got.status_code == 200
         body = got.json()
-        assert (body["key"], body["value"], body["version"], body["metadata"]) == ("a/b", {"x": [1, 2.5, "é"]}, 1, {"m": 1})
+        assert (body["key"], body["value"], body["version"], body["metadata"]) == (
+            "a/b",
+            {"x": [1, 2.5, "é"]},
+            1,
+            {"m": 1},
+        )
         assert body["created_by"] == body["updated_by"] == "writer"
         assert set(body) == {
             "key", "value", "version", "metadata", "created_at_ms", "updated_at_ms", "created_by", "updated_by",
