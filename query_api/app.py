@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from query_api.auth import ApiKeys
-from query_api.deps import lean_dependencies
 from query_api.node import Node
 from query_api.problems import install_problem_handlers
 from query_api.routers import ROUTERS
@@ -41,5 +40,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    lean_dependencies(app)
     return app

@@ -11,10 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.dependencies.models import Dependant
-from fastapi.exceptions import RequestValidationError
-from pydantic import TypeAdapter, ValidationError
+from fastapi import Depends, Header, Query, Request
 
 from commands import Caller, Command, Envelope, stamp
 from projections.engine import EngineState
@@ -37,7 +34,6 @@ __all__ = [
     "WaitQuery",
     "WriterDep",
     "execute",
-    "lean_dependencies",
 ]
 
 _IDENTITY = re.compile(r"[A-Za-z0-9._:@-]{1,256}")
@@ -57,13 +53,7 @@ async def get_caller(
     x_agent_id: Annotated[str | None, Header()] = None,
     x_tool_id: Annotated[str | None, Header()] = None,
 ) -> Caller:
-    """The caller: from its API key when keys are configured, else from the identity headers.
-
-    The headers are declared for OpenAPI and read from the request (see `lean_dependencies`).
-    """
-    headers = request.headers
-    authorization, x_api_key = headers.get("authorization"), headers.get("x-api-key")
-    x_tenant, x_agent_id, x_tool_id = headers.get("x-tenant"), headers.get("x-agent-id"), headers.get("x-tool-id")
+    """The caller: from its API key when keys are configured, else from the identity headers."""
     keys: ApiKeys | None = request.app.state.api_keys
     for name, value in (("X-Tenant", x_tenant), ("X-Agent-Id", x_agent_id), ("X-Tool-Id", x_tool_id)):
         if value is not None and not _IDENTITY.fullmatch(value):
@@ -144,28 +134,8 @@ class View:
         return await self.node.execute(envelope, self._branch())
 
 
-_BRANCH: TypeAdapter[str] = TypeAdapter(BranchQuery)
-_AS_OF: TypeAdapter[str | None] = TypeAdapter(AsOfQuery)
-
-
-def _query(request: Request, name: str, adapter: TypeAdapter[Any], default: Any) -> Any:
-    """Query parameter `name`, validated as its declared type would be (422 problem when it is not)."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        return adapter.validate_python(raw)
-    except ValidationError as error:
-        raise RequestValidationError(
-            [{**item, "loc": ("query", name, *item["loc"])} for item in error.errors(include_url=False)]
-        ) from None
-
-
-async def get_view(request: Request, branch: BranchQuery = MAIN, as_of: AsOfQuery = None) -> View:
-    """The view a read uses: `branch`, live or as of `as_of` (read from the request, see `lean_dependencies`)."""
-    node: Node = request.app.state.node
-    branch = _query(request, "branch", _BRANCH, MAIN)
-    as_of = _query(request, "as_of", _AS_OF, None)
+async def get_view(node: NodeDep, branch: BranchQuery = MAIN, as_of: AsOfQuery = None) -> View:
+    """The view a read uses: `branch`, live or as of `as_of`."""
     handle = await node.branches.get(branch)
     if as_of is None:
         return View(node, handle)
@@ -173,10 +143,8 @@ async def get_view(request: Request, branch: BranchQuery = MAIN, as_of: AsOfQuer
     return View(node, handle, resolved, await node.branches.state_at(handle, resolved.cut))
 
 
-async def get_writer(request: Request, branch: BranchQuery = MAIN) -> View:
+async def get_writer(request: Request, node: NodeDep, branch: BranchQuery = MAIN) -> View:
     """The view a write uses: the live `branch`; a write as of the past is refused."""
-    node: Node = request.app.state.node
-    branch = _query(request, "branch", _BRANCH, MAIN)
     if "as_of" in request.query_params:
         raise ApiProblem(400, "as_of_on_write", "writes cannot take as_of: the past is read-only (branch from it)")
     return View(node, await node.branches.get(branch))
@@ -184,36 +152,6 @@ async def get_writer(request: Request, branch: BranchQuery = MAIN) -> View:
 
 ViewDep = Annotated[View, Depends(get_view)]
 WriterDep = Annotated[View, Depends(get_writer)]
-
-#: Dependencies that read their declared headers and query parameters from the request themselves.
-_SELF_READING = frozenset((get_caller, get_view, get_writer))
-
-
-def lean_dependencies(app: FastAPI) -> None:
-    """Build and cache the OpenAPI schema, then stop FastAPI parsing what `_SELF_READING` reads itself.
-
-    FastAPI parses and validates every declared parameter of every dependency on every request
-    (a dozen per read here, most of a GET's time). The identity headers, `branch` and `as_of` stay
-    declared, so OpenAPI documents them, and the dependencies read them from the request, with the
-    same validation. Call once, after every router is included.
-    """
-    app.openapi()  # cached in app.openapi_schema: generated while every parameter is still declared
-    seen: set[int] = set()
-    for route in app.routes:
-        dependant = getattr(route, "dependant", None)
-        if dependant is not None:
-            _strip(dependant, seen)
-
-
-def _strip(dependant: Dependant, seen: set[int]) -> None:
-    if id(dependant) in seen:
-        return
-    seen.add(id(dependant))
-    if dependant.call in _SELF_READING:
-        dependant.header_params = []
-        dependant.query_params = []
-    for sub in dependant.dependencies:
-        _strip(sub, seen)
 
 
 async def execute(

@@ -1,5 +1,5 @@
-"""The lean HTTP path over a real socket: dependencies that read the request themselves validate as
-declared and stay documented in OpenAPI; kv routes answer pre-encoded JSON equal to the views."""
+"""kv routes over a real socket answer pre-encoded JSON equal to the views, validate their query and
+identity parameters as declared, and keep those parameters and their responses in OpenAPI."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tests.query_api.http_node import assert_problem, memory_settings, serve
 HEADERS = {"X-Tenant": "acme", "X-Agent-Id": "writer"}
 
 
-def test_reads_and_writes_validate_what_the_dependencies_read_themselves() -> None:
+def test_kv_answers_encoded_views_and_validates_its_parameters() -> None:
     with serve(memory_settings()) as base_url, httpx.Client(base_url=base_url, headers=HEADERS) as client:
         put = client.put("/v1/kv/ns/a/b", json={"value": {"x": [1, 2.5, "é"]}, "metadata": {"m": 1}})
         assert put.status_code == 200, put.text
@@ -48,7 +48,7 @@ def test_reads_and_writes_validate_what_the_dependencies_read_themselves() -> No
         assert batch == {"items": {"a/b": body, "absent": None}}
 
 
-def test_openapi_still_documents_the_parameters_the_dependencies_read() -> None:
+def test_openapi_documents_the_kv_parameters_and_responses() -> None:
     with serve(memory_settings()) as base_url, httpx.Client(base_url=base_url) as client:
         spec = client.get("/openapi.json").json()
     get = spec["paths"]["/v1/kv/{namespace}/{key}"]["get"]
