@@ -17,6 +17,7 @@ import pytest
 
 from commands import Caller, CommandProducer, Envelope, KvPut, decode_record, stamp
 from eventlog.memory import MemoryLog
+from eventlog.records import Record
 from projections.catalog import new_state
 from projections.engine import Engine
 from projections.snapshot import SnapshotError, list_snapshots, load_snapshot, write_snapshot
@@ -228,5 +229,37 @@ async def test_a_node_snapshots_in_a_worker_while_writes_go_on(tmp_path: Path) -
         restored = Engine(node.log, "main", load_snapshot(info, verify_digests=True))
         await restored.catch_up()
         assert restored.state.digests() == node.state.digests()
+    finally:
+        await node.stop()
+
+
+async def test_a_node_applies_its_own_writes_without_the_tail_and_agrees_with_a_rebuild(tmp_path: Path) -> None:
+    settings = Settings(
+        log=f"file://{tmp_path / 'data'}", fsync="never", partitions=PARTITIONS, sweep_interval_ms=0, snapshot_every=0
+    )
+    node = await Node.start(settings)
+    applied_by_writer: list[bool] = []
+    apply_appended = node.engine.apply_appended
+
+    def spy(record: Record) -> bool:
+        applied_by_writer.append(apply_appended(record))
+        return applied_by_writer[-1]
+
+    node.engine.apply_appended = spy  # type: ignore[method-assign]
+    try:
+        caller = Caller(tenant="t", agent_id="w")
+        alone = await node.execute(stamp(KvPut(key="solo", value=1), caller, namespace="ns"))
+        assert alone.outcome.status == "applied"
+        assert applied_by_writer == [True]
+        writes = [
+            node.execute(stamp(KvPut(key=f"k{n % 7}", value=n), caller, namespace=f"ns{n % 5}")) for n in range(300)
+        ]
+        results = await asyncio.gather(*writes)
+        assert {result.outcome.status for result in results} == {"applied"}
+        assert applied_by_writer.count(True) > 1
+        assert await node.engine.wait_for(dict(enumerate(await node.log.end_offsets("main"))), 30)
+        rebuilt = Engine(node.log, "main", new_state(PARTITIONS))
+        await rebuilt.catch_up()
+        assert rebuilt.state.digests() == node.state.digests()
     finally:
         await node.stop()
