@@ -2,8 +2,8 @@
 
 Records were validated by the producer before append (`commands.encoding`), so the apply path does
 not run pydantic again: `decode_for_apply(record)` parses the value once with msgspec into frozen
-structs (`commands.structs`) that mirror the command models field for field (same names, same `type` tags, the same
-limits as `msgspec.Meta` constraints checked in C). What msgspec cannot express is checked in
+structs (`commands.structs`) that mirror the command models field for field (same names, same
+`type` tags, the same limits as `msgspec.Meta` constraints checked in C). What msgspec cannot express is checked in
 `__post_init__` hooks: key byte length, the envelope's scope rules, unique batch keys, one condition
 per txn precondition, no txn writing one record twice, embeddings. JSON values (`value`, `payload`,
 `metadata`, ...) are taken as raw bytes and parsed by orjson, exactly as the pydantic path parses them.
