@@ -9,7 +9,10 @@ Run it by hand (never in CI) from the repository root, with the project's enviro
     python bench/http_load.py --help
 
 Redis needs `redis-server` on PATH (`apt-get update && apt-get install -y redis-server`) and redis-py;
-`--no-redis` leaves it out.
+`--no-redis` leaves it out. With wrk and etcd on PATH (`bench/install-peers.sh`, as root), a second
+section drives agentlog and etcd 3.4's HTTP/JSON gateway (fsync on) with `wrk`, and Redis
+(appendfsync always) with `redis-benchmark`, at `--wrk-connections` (default 8) for `--wrk-seconds`
+each (see `bench/c_load.py`).
 
 The node is `python -m query_api.cli.main serve` (what `agentlog serve` runs: uvicorn, one worker process)
 in a subprocess on a free loopback port, with the embedded log under fsync=always in a temporary
@@ -59,6 +62,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import _common
+import c_load
 import httpx
 
 if TYPE_CHECKING:
@@ -168,6 +172,9 @@ class Options:
     redis: bool
     root: Path
     json_path: Path | None
+    wrk: bool = False
+    wrk_connections: int = 8
+    wrk_seconds: float = 10.0
 
 
 async def measure_with_cpu(
@@ -484,7 +491,7 @@ def _redis_set(connection: redis.asyncio.Redis, worker: int) -> AsyncOperation:
 # ----------------------------------------------------------------------------------- the run
 
 
-async def run_all(options: Options) -> list[Row]:
+async def run_all(options: Options) -> tuple[list[Row], list[c_load.CRow]]:
     keys = shuffled_keys(options.keys)
     node = NodeProcess(options.root / "node")
     redis_server = (
@@ -513,7 +520,24 @@ async def run_all(options: Options) -> list[Row]:
                     rows.append(
                         await redis_cell(redis_server.port, redis_pid, operation, clients, keys, options.seconds)
                     )
-        return rows
+        c_rows: list[c_load.CRow] = []
+        if options.wrk:
+            _note(f"C load generators: wrk and redis-benchmark, {options.wrk_connections} connections")
+            c_rows = await asyncio.to_thread(
+                c_load.c_load_rows,
+                node.base_url,
+                HEADERS,
+                NAMESPACE,
+                keys,
+                json.dumps(value_of(0), separators=(",", ":")),
+                None if redis_server is None else redis_server.port,
+                options.wrk_connections,
+                options.wrk_seconds,
+                options.root / "c-load",
+            )
+            for row in c_rows:
+                _note(f"{row.system} {row.operation}: {row.requests_per_s:,.0f} req/s, p99 {row.p99_ms} ms")
+        return rows, c_rows
     finally:
         node.stop()
         if redis_server is not None:
@@ -600,7 +624,7 @@ def dataset(options: Options) -> dict[str, str]:
     }
 
 
-def print_report(header: dict[str, dict[str, str]], rows: Sequence[Row]) -> None:
+def print_report(header: dict[str, dict[str, str]], rows: Sequence[Row], c_rows: Sequence[c_load.CRow] = ()) -> None:
     print(f"**Command**: `{command_line()}`")
     print()
     _common.print_facts(header)
@@ -621,6 +645,16 @@ def print_report(header: dict[str, dict[str, str]], rows: Sequence[Row]) -> None
         "the client process is this benchmark (httpx or redis-py plus the event loop). "
         f"{NOISE_NOTE}"
     )
+    if c_rows:
+        print()
+        print("**C load generators** (wrk for HTTP, redis-benchmark for Redis; same connections and duration):")
+        print()
+        c_table = [row.table_row() for row in c_rows]
+        print(_common.markdown_table(c_table, list(c_table[0])))
+        c_ratios = c_load.c_ratio_rows(list(c_rows))
+        if c_ratios:
+            print()
+            print(_common.markdown_table(c_ratios, list(c_ratios[0])))
     print(f"Load average at the end: {_common.load_average()}.")
 
 
@@ -632,11 +666,15 @@ def command_line() -> str:
     return " ".join(["python", *sys.argv])
 
 
-def write_json(path: Path, header: dict[str, dict[str, str]], rows: Sequence[Row]) -> None:
+def write_json(
+    path: Path, header: dict[str, dict[str, str]], rows: Sequence[Row], c_rows: Sequence[c_load.CRow] = ()
+) -> None:
     document = {
         **header,
         "command": command_line(),
         "cells": [row.as_json() for row in rows],
+        "c_load_cells": [row.table_row() for row in c_rows],
+        "c_load_ratios": c_load.c_ratio_rows(list(c_rows)),
         "ratios": ratio_rows(rows),
         "targets": [_check_dict(check) for check in target_checks(rows)],
     }
@@ -669,6 +707,14 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="agentlog's HTTP client: httpx.AsyncClient, a minimal asyncio HTTP/1.1 client, or both (httpx)",
     )
     parser.add_argument("--no-redis", action="store_true", help="leave Redis out")
+    parser.add_argument(
+        "--wrk",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="also drive agentlog and etcd's gateway with wrk and Redis with redis-benchmark (auto: if wrk is on PATH)",
+    )
+    parser.add_argument("--wrk-connections", type=int, default=8, help="connections of the C load cells (default 8)")
+    parser.add_argument("--wrk-seconds", type=float, default=10.0, help="duration of each C load cell (default 10)")
     parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where the temp data dir goes (default: .)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     return parser.parse_args(argv)
@@ -682,6 +728,10 @@ def check_arguments(arguments: argparse.Namespace) -> str | None:
         return f"--clients: at most {CLIENTS_MAX}"
     if not 1 <= arguments.keys <= 1_000_000:
         return "--keys must be within 1..1,000,000"
+    if arguments.wrk == "yes":
+        for tool in ("wrk", "etcd", "redis-benchmark"):
+            if shutil.which(tool) is None:
+                return f"{tool} not found on PATH: run bench/install-peers.sh as root (Debian packages)"
     if not arguments.no_redis:
         if shutil.which("redis-server") is None:
             return f"redis-server not found on PATH: {_common.REDIS_INSTALL_HINT}, or leave Redis out with --no-redis"
@@ -706,19 +756,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         redis=not arguments.no_redis,
         root=root,
         json_path=arguments.json,
+        wrk=arguments.wrk == "yes" or (arguments.wrk == "auto" and c_load.wrk_available() and c_load.etcd_available()),
+        wrk_connections=arguments.wrk_connections,
+        wrk_seconds=arguments.wrk_seconds,
     )
     try:
         header = {
             "Machine": _common.machine_info(root),
-            "Versions": _common.stack_versions(),
+            "Versions": {**_common.stack_versions(), **c_load.peer_versions()},
             "Dataset": dataset(options),
         }
-        rows = asyncio.run(run_all(options))
+        rows, c_rows = asyncio.run(run_all(options))
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print_report(header, rows)
+    print_report(header, rows, c_rows)
     if options.json_path is not None:
-        write_json(options.json_path, header, rows)
+        write_json(options.json_path, header, rows, c_rows)
     return 0
 
 

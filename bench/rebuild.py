@@ -16,18 +16,21 @@ Run it by hand (never in CI) from the repository root, with the project's enviro
    filled by cycling over them, each copy with a fresh command id spliced into its encoded bytes,
    appended per partition in batches (the producer's submit path, minus re-encoding). The setup
    commands of the workload (collections, runs) come first, once.
-2. Rebuild from zero: reopen the log (timed), `Engine(log, topic, new_state(partitions)).catch_up()`,
+2. Rebuild from zero: reopen the log (timed), `Engine(log, topic, new_state(partitions)).catch_up()`
+   with the garbage collector paused (as `Node.start` and `projections.timetravel.rebuild` do),
    in two legs: up to the cut `--tail` commands before the end, where snapshot A is written (timed,
-   with its size), then to the end, where snapshot B is written. The rebuild rate counts both legs,
-   not the snapshot.
+   with its size), then to the end, where snapshot B is written; B is written once more in a worker
+   thread (as a serving node does) while a 1 ms ticker on the event loop measures the longest stall.
+   The rebuild rate counts both legs, not the snapshots.
 3. Start-up from a snapshot, as `Node.start` does it: reopen the log, `load_snapshot` (read,
-   checksum, unpickle, digests recomputed and checked), then `catch_up` of the tail: from A (the tail
+   checksums, msgpack/.npy decode), then `catch_up` of the tail: from A (the tail
    is `--tail` commands, by default a whole `snapshot_every` of the node) and from B (snapshot = end,
    no tail). The state reached from A is checked against B's digests.
 4. Profile (`--profile auto`, the default: only when the rebuild is below half the target): over the
    first `--profile-commands` commands, a rebuild whose stages are timed (log read, decode, routing
-   check, apply per model and command type, and the rest of the engine), how decode splits between
-   JSON parsing and validation, and a cProfile run: the top 15 functions by cumulative and by own time.
+   check, apply per model and command type, and the rest of the engine), the apply path's struct
+   decode against the pydantic decode and orjson alone, and a cProfile run: the top 15 functions by
+   cumulative and by own time.
 
 The log is read right after it was written, so it is in the page cache: the figures are CPU, not disk.
 Stdout gets the machine, versions, dataset, the Markdown tables and the target; progress goes to stderr.
@@ -57,10 +60,12 @@ import _common
 import orjson
 
 import projections.engine as engine_module
-from commands import CommandProducer, decode_record, new_id, partition_of
+from commands import CommandProducer, decode_record, new_id
+from commands.wire import decode_for_apply
 from eventlog.file import FileLog
 from eventlog.records import Message, Record
 from projections.catalog import new_state
+from projections.collector import collector_paused
 from projections.engine import Engine, EngineState
 from projections.model import ApplyContext
 from projections.snapshot import SnapshotInfo, list_snapshots, load_snapshot, write_snapshot
@@ -183,6 +188,8 @@ class RebuildStats:
     rejected: int
     peak_rss_mib: float
     snapshots: list[SnapshotStats]
+    worker_snapshot_s: float
+    loop_stall_ms: float
 
     @property
     def commands_per_s(self) -> float:
@@ -240,7 +247,8 @@ async def rebuild(
     try:
         engine = Engine(log, TOPIC, new_state(partitions))
         first = Stopwatch()
-        await engine.catch_up(until=cut)
+        with collector_paused():  # as Node.start and every rebuild do
+            await engine.catch_up(until=cut)
         first_wall_s, first_cpu_s = first.wall_s(), first.cpu_s()
         _note(
             f"rebuild: {sum(engine.applied):,} commands applied in {first_wall_s:.1f} s "
@@ -248,10 +256,13 @@ async def rebuild(
         )
         snapshot_a, stats_a = _timed_snapshot("A (end - tail)", snapshot_dir, engine.state)
         second = Stopwatch()
-        await engine.catch_up()
+        with collector_paused():
+            await engine.catch_up()
         second_wall_s, second_cpu_s = second.wall_s(), second.cpu_s()
         _note(f"rebuild: {sum(engine.applied):,} commands applied in all; writing snapshot B")
         snapshot_b, stats_b = _timed_snapshot("B (end)", snapshot_dir, engine.state)
+        _note("rebuild: snapshot B again, in a worker thread, with the event loop's longest stall measured")
+        worker_s, stall_s = await snapshot_stall(snapshot_dir / "worker", engine.state)
         applied, rejected = _outcome_counts(engine.state)
         stats = RebuildStats(
             commands=sum(engine.applied),
@@ -262,6 +273,8 @@ async def rebuild(
             rejected=rejected,
             peak_rss_mib=_peak_rss_mib(),
             snapshots=[stats_a, stats_b],
+            worker_snapshot_s=worker_s,
+            loop_stall_ms=stall_s * 1000,
         )
     finally:
         await log.close()
@@ -272,7 +285,35 @@ def _timed_snapshot(name: str, snapshot_dir: Path, state: EngineState) -> tuple[
     watch = Stopwatch()
     info = write_snapshot(snapshot_dir, TOPIC, state)
     write_s, write_cpu_s = watch.wall_s(), watch.cpu_s()
-    return info, SnapshotStats(name, sum(info.cut), write_s, write_cpu_s, info.path.stat().st_size)
+    size = sum(file.stat().st_size for file in info.path.iterdir())
+    return info, SnapshotStats(name, sum(info.cut), write_s, write_cpu_s, size)
+
+
+async def snapshot_stall(snapshot_dir: Path, state: EngineState) -> tuple[float, float]:
+    """Write a snapshot in a worker thread (as `Node.snapshot` does) while a 1 ms ticker runs on the loop.
+
+    Returns the write's wall seconds and the longest gap between two ticks beyond their 1 ms sleep:
+    the longest the event loop could not run a ready task.
+    """
+    stall_s = 0.0
+    done = asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal stall_s
+        loop = asyncio.get_running_loop()
+        while not done.is_set():
+            before = loop.time()
+            await asyncio.sleep(0.001)
+            stall_s = max(stall_s, loop.time() - before - 0.001)
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.01)
+    started_s = time.perf_counter()
+    await asyncio.to_thread(write_snapshot, snapshot_dir, TOPIC, state)
+    write_s = time.perf_counter() - started_s
+    done.set()
+    await ticker
+    return write_s, stall_s
 
 
 async def start_from(
@@ -290,7 +331,8 @@ async def start_from(
         load_s = time.perf_counter() - started_s
         engine = Engine(log, TOPIC, state)
         started_s = time.perf_counter()
-        await engine.catch_up()
+        with collector_paused():
+            await engine.catch_up()
         tail_s = time.perf_counter() - started_s
         cpu_s = whole.cpu_s()
         tail_commands = sum(engine.applied) - sum(info.cut)
@@ -389,8 +431,14 @@ async def staged_rebuild(path: Path, partitions: int, cut: dict[int, int]) -> tu
         state = new_state(partitions)
         engine = Engine(log, TOPIC, state)
         patched.set(log, "read", _async_timed(log.read, "log read (FileLog.read)", times))
-        patched.set(engine_module, "decode_record", _timed(decode_record, "decode (orjson + pydantic)", times))
-        patched.set(engine_module, "partition_of", _timed(partition_of, "routing check (partition_of)", times))
+        patched.set(
+            engine_module, "decode_for_apply", _timed(decode_for_apply, "decode (msgspec structs)", times)
+        )
+        patched.set(
+            EngineState,
+            "_partition_of",
+            _timed(EngineState._partition_of, "routing check (EngineState._partition_of)", times),
+        )
         for model in state.models:
 
             def stage(context: ApplyContext, name: str = model.name) -> str:
@@ -448,7 +496,7 @@ def _stage_row(stage: str, calls: int, seconds: float, commands: int, wall_s: fl
 
 
 async def decode_split(path: Path, sample: int) -> dict[str, float]:
-    """µs per record of orjson.loads alone and of the full decode, over the first `sample` records."""
+    """µs per record of orjson.loads alone, the apply path's struct decode and the pydantic decode."""
     log = await FileLog.open(path)
     try:
         records: list[Record] = []
@@ -463,14 +511,18 @@ async def decode_split(path: Path, sample: int) -> dict[str, float]:
     json_s = time.perf_counter() - started_s
     started_s = time.perf_counter()
     for record in records:
-        decode_record(record)
+        decode_for_apply(record)
     decode_s = time.perf_counter() - started_s
+    started_s = time.perf_counter()
+    for record in records:
+        decode_record(record)
+    pydantic_s = time.perf_counter() - started_s
     count = max(1, len(records))
     return {
         "records": float(len(records)),
         "json µs": json_s / count * 1e6,
         "decode µs": decode_s / count * 1e6,
-        "validation µs": (decode_s - json_s) / count * 1e6,
+        "pydantic µs": pydantic_s / count * 1e6,
     }
 
 
@@ -602,6 +654,13 @@ def summary_rows(results: Results) -> list[dict[str, object]]:
         )
     rows.append(
         {
+            "measure": f"write snapshot B in a worker thread: longest event-loop stall {rebuilt.loop_stall_ms:.1f} ms",
+            "commands": rebuilt.commands,
+            "s": rebuilt.worker_snapshot_s,
+        }
+    )
+    rows.append(
+        {
             "measure": "start-up from zero (open + rebuild)",
             "commands": rebuilt.commands,
             "s": rebuilt.open_s + rebuilt.rebuild_s,
@@ -687,9 +746,9 @@ def print_profile(report: ProfileReport) -> None:
     split = report.decode_split
     print()
     print(
-        f"Decode of {int(split['records']):,} records on its own: {split['decode µs']:.1f} µs per record, of which "
-        f"JSON parsing (orjson.loads) {split['json µs']:.1f} µs and envelope validation (pydantic) "
-        f"{split['validation µs']:.1f} µs."
+        f"Decode of {int(split['records']):,} records on its own: {split['decode µs']:.1f} µs per record through "
+        f"the apply path's msgspec structs, {split['pydantic µs']:.1f} µs through the pydantic models "
+        f"({split['pydantic µs'] / split['decode µs']:.1f} times slower); orjson.loads alone {split['json µs']:.1f} µs."
     )
     print()
     print(f"cProfile of the same rebuild ({report.cprofile_wall_s:.2f} s under the profiler), top 15 by cumtime:")
@@ -741,6 +800,8 @@ def write_json(path: Path, header: dict[str, dict[str, str]], results: Results) 
                 }
                 for s in results.rebuild.snapshots
             ],
+            "worker_snapshot_s": results.rebuild.worker_snapshot_s,
+            "loop_stall_ms": results.rebuild.loop_stall_ms,
         },
         "startups": startup_rows(results.startups),
         "target": {

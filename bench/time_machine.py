@@ -33,10 +33,11 @@ verdict (reported, never asserted); progress goes to stderr.
    just below its position on every partition, and then the rebuild starts from an older one). The
    split of each rebuild comes from timing wrappers placed, for the bench's own process, around
    `timetravel.list_snapshots` (choosing the snapshot: reading the headers) and
-   `timetravel.load_snapshot` (read, checksum, unpickle); the tail replay is the rest of `rebuild`.
+   `timetravel.load_snapshot` (read, checksums, msgpack/.npy decode); the tail replay is the rest of
+   `rebuild`.
    The log is opened once (a node keeps it open) and read from the page cache. Last, the newest
-   snapshot's load is taken apart: file read, sha256, unpickling with and without the garbage
-   collector, and the pickled size and unpickling time of each part of the state.
+   snapshot's load is taken apart: the checksums of its files, the whole load, and the size and
+   msgpack decode time of each section of its state file.
 2. **Branch creation.** For each parent size of `--branch-sizes` (the part-1 log is reused for the
    size equal to `--commands`), the log is reopened with `FileLog.open(path, fsync="always")` and
    `log.create_branch(name, "main", end offsets)` is timed `--branches` times (one untimed warm-up
@@ -78,8 +79,8 @@ import cProfile
 import gc
 import hashlib
 import io
+import json
 import os
-import pickle
 import pstats
 import random
 import shutil
@@ -94,6 +95,7 @@ from pathlib import Path
 from typing import Any
 
 import _common
+import msgspec
 import rebuild as rebuild_bench  # bench/rebuild.py: build_log, tail_cut, Stopwatch (and the repository on sys.path)
 
 from agentlog import AsyncAgentlogClient, AsyncEmbeddedAgentlog
@@ -253,10 +255,11 @@ async def write_snapshots(log_path: Path, snapshot_dir: Path, total: int, every:
             # write_snapshot keeps the newest SNAPSHOTS_KEPT of a directory: move each out of its reach
             target = kept / info.path.name
             os.replace(info.path, target)
-            built.append(SnapshotBuilt(sum(info.cut), catch_up_s, catch_up_cpu_s, write_s, target.stat().st_size))
+            size = sum(file.stat().st_size for file in target.iterdir())
+            built.append(SnapshotBuilt(sum(info.cut), catch_up_s, catch_up_cpu_s, write_s, size))
             _note(
                 f"snapshots: {sum(info.cut):,} commands (catch-up {catch_up_s:.1f} s, "
-                f"write {write_s:.1f} s, {target.stat().st_size / 2**20:.0f} MiB)"
+                f"write {write_s:.1f} s, {size / 2**20:.0f} MiB)"
             )
     finally:
         await log.close()
@@ -343,66 +346,68 @@ async def time_cut(
     )
 
 
-def _unpickle_s(blob: bytes) -> tuple[float, float]:
-    """Seconds `pickle.loads(blob)` takes with the garbage collector on (as a node runs), then off."""
+def _load_s(info: SnapshotInfo) -> tuple[float, float]:
+    """Seconds two `load_snapshot(info)` calls take (it pauses the garbage collector itself)."""
     times: list[float] = []
-    for collect in (True, False):
+    for _ in range(2):
         gc.collect()
-        if not collect:
-            gc.disable()
-        try:
-            started_s = time.perf_counter()
-            loaded = pickle.loads(blob)
-            times.append(time.perf_counter() - started_s)
-        finally:
-            gc.enable()
+        started_s = time.perf_counter()
+        loaded = load_snapshot(info)
+        times.append(time.perf_counter() - started_s)
         del loaded
     gc.collect()
     return times[0], times[1]
 
 
 def snapshot_anatomy(info: SnapshotInfo) -> list[dict[str, object]]:
-    """Where the load of one snapshot goes: reading, checksum, unpickling, and the pickled size of each part."""
-    started_s = time.perf_counter()
-    data = info.path.read_bytes()
-    read_s = time.perf_counter() - started_s
-    magic = len(b"ALSNAP1\n")  # the layout of projections/snapshot.py: magic | u32 LE header length | header | body
-    (header_length,) = struct.unpack_from("<I", data, magic)
-    body = data[magic + 4 + header_length :]
-    started_s = time.perf_counter()
-    hashlib.sha256(body).hexdigest()
-    sha_s = time.perf_counter() - started_s
-    with_gc, without_gc = _unpickle_s(body)
-    rows: list[dict[str, object]] = [
+    """Where the load of one snapshot goes: each file's size and checksum time, then each section's decode."""
+    rows: list[dict[str, object]] = []
+    manifest = json.loads((info.path / "manifest.json").read_text())
+    checksum_s = 0.0
+    array_bytes = 0
+    for name in sorted(manifest["files"]):
+        started_s = time.perf_counter()
+        with (info.path / name).open("rb") as file:
+            hashlib.file_digest(file, "sha256")
+        checksum_s += time.perf_counter() - started_s
+        if name.endswith(".npy"):
+            array_bytes += (info.path / name).stat().st_size
+    state_bytes = (info.path / "state.bin").read_bytes()
+    load_s, again_s = _load_s(info)
+    rows.append(
         {
-            "part": f"whole body (file read {read_s:.2f} s, sha256 {sha_s:.2f} s)",
-            "pickled MiB": _mib(len(body)),
-            "unpickle s, gc on": with_gc,
-            "unpickle s, gc off": without_gc,
+            "part": f"whole snapshot (load_snapshot; checksums of every file {checksum_s:.2f} s)",
+            "MiB": _mib(len(state_bytes) + array_bytes),
+            "decode s": load_s,
+            "decode s, again": again_s,
         }
-    ]
-    state = pickle.loads(body)
-    assert isinstance(state, EngineState)
-    outcomes = sum(len(remembered) for remembered in state.outcomes)
-    references = {"traces": " (with the runs model it references)", "txn": " (with records and state it references)"}
-    parts: list[tuple[str, object]] = [(f"engine: remembered outcomes ({outcomes:,})", state.outcomes)]
-    parts += [(f"model {model.name}{references.get(model.name, '')}", model) for model in state.models]
-    del state
-    for name, part in parts:
-        blob = pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL)
-        with_gc, without_gc = _unpickle_s(blob)
+    )
+    decoder = msgspec.msgpack.Decoder(ext_hook=lambda code, data: None)
+    sizes: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    offset = 0
+    view = memoryview(state_bytes)
+    while offset < len(view):
+        (length,) = struct.unpack_from("<I", view, offset)
+        frame = view[offset + 4 : offset + 4 + length]
+        offset += 4 + length
+        started_s = time.perf_counter()
+        section, _ = decoder.decode(frame)
+        seconds[section] = seconds.get(section, 0.0) + time.perf_counter() - started_s
+        sizes[section] = sizes.get(section, 0) + length
+    for section in sizes:
         rows.append(
             {
-                "part": name,
-                "pickled MiB": _mib(len(blob)),
-                "unpickle s, gc on": with_gc,
-                "unpickle s, gc off": without_gc,
+                "part": f"section {section} (msgpack decode only)",
+                "MiB": _mib(sizes[section]),
+                "decode s": seconds[section],
+                "decode s, again": "",
             }
         )
-    del parts
-    gc.collect()
+    if array_bytes:
+        matrices = {"part": "vector matrices (.npy, read through mmap)", "MiB": _mib(array_bytes)}
+        rows.append({**matrices, "decode s": "", "decode s, again": ""})
     return rows
-
 
 async def _time_range(log: FileLog) -> tuple[int, int]:
     """The first and the last log timestamp of the topic."""
@@ -1121,8 +1126,8 @@ def print_report(header: dict[str, dict[str, str]], results: Results) -> None:
         print(_common.markdown_table(results.time_travel.anatomy, list(results.time_travel.anatomy[0])))
         print()
         print(
-            "Each part is pickled on its own here, so a part that references another includes it; the whole "
-            "body is what `load_snapshot` unpickles (after reading the file and checking its sha256)."
+            "The whole row is `load_snapshot` (every file's checksum, the msgpack pieces, the .npy matrices, "
+            "the models rebuilt from their rows); the section rows time msgpack decoding alone."
         )
         print()
     if results.branches is not None:

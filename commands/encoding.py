@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -42,6 +42,7 @@ from eventlog.records import Header, Message, Record
 __all__ = [
     "HEADER_TYPE",
     "HEADER_VERSION",
+    "Fingerprinted",
     "canonical_json",
     "command_fingerprint",
     "decode",
@@ -49,6 +50,7 @@ __all__ = [
     "decode_record",
     "encode",
     "encode_message",
+    "value_fingerprint",
     "loads_json",
     "record_version",
 ]
@@ -105,9 +107,26 @@ def encode(envelope: Envelope) -> bytes:
     return data
 
 
-def _fingerprint(envelope: Envelope, payload: Any) -> str:
+class Fingerprinted(Protocol):
+    """What a fingerprint covers besides the payload: a pydantic envelope or a decoded struct."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def namespace(self) -> str | None: ...
+    @property
+    def run_id(self) -> str: ...
+
+
+def _fingerprint(envelope: Fingerprinted, payload: Any) -> str:
     data = orjson.dumps([envelope.type, envelope.namespace, envelope.run_id, payload], option=_CANONICAL_OPTS)
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def value_fingerprint(envelope: Fingerprinted, value: bytes) -> str:
+    """The `command_fingerprint` of the command a record value carries (decoded as `envelope`)."""
+    data = orjson.loads(value)
+    return _fingerprint(envelope, data.get("command") if isinstance(data, dict) else None)
 
 
 def command_fingerprint(envelope: Envelope) -> str:

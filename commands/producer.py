@@ -18,7 +18,7 @@ from commands.envelope import Envelope
 from commands.errors import CommandError
 from commands.routing import check_single_partition
 from eventlog.base import EventLog
-from eventlog.records import AppendResult, Message, Position
+from eventlog.records import AppendResult, Message, Position, Record
 
 __all__ = ["CommandProducer", "Submitted"]
 
@@ -60,9 +60,22 @@ class CommandProducer:
 
     async def submit(self, envelope: Envelope) -> Submitted:
         """Validate, encode and append one command; returns once its record is durable."""
+        submitted, _ = await self.submit_record(envelope)
+        return submitted
+
+    async def submit_record(self, envelope: Envelope) -> tuple[Submitted, Record]:
+        """`submit`, also answering the record as the log holds it now (what a read at its offset returns)."""
         partition, message = self.prepare(envelope)
         result = await self._log.append(self._topic, partition, [message])
-        return Submitted(envelope.command_id, result.partition, result.base_offset, result.timestamp_ms)
+        record = Record(
+            result.partition,
+            result.base_offset,
+            result.timestamp_ms,
+            message.key,
+            message.value,
+            tuple(message.headers),
+        )
+        return Submitted(envelope.command_id, result.partition, result.base_offset, result.timestamp_ms), record
 
     async def submit_many(self, envelopes: Sequence[Envelope]) -> list[Submitted]:
         """Validate and encode all, then append one atomic batch per partition; results in input order."""

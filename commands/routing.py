@@ -8,11 +8,14 @@ partitions. A txn must also keep every namespace it touches on its own partition
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from commands.envelope import Envelope
 from commands.errors import CommandError
+from commands.fields import Scope
 from eventlog.partitioner import partition_for
 
-__all__ = ["check_single_partition", "partition_key", "partition_of", "scope_key"]
+__all__ = ["Routable", "check_single_partition", "partition_key", "partition_of", "scope_key"]
 
 
 def scope_key(tenant: str, scope: str) -> bytes:
@@ -20,9 +23,24 @@ def scope_key(tenant: str, scope: str) -> bytes:
     return f"{tenant}/{scope}".encode()
 
 
-def partition_key(envelope: Envelope) -> bytes:
+class Routable(Protocol):
+    """What routing reads of an envelope (the pydantic `Envelope` and the apply path's `WireEnvelope`)."""
+
+    @property
+    def tenant(self) -> str: ...
+    @property
+    def namespace(self) -> str | None: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def scope(self) -> Scope: ...
+    @property
+    def type(self) -> str: ...
+
+
+def partition_key(envelope: Routable) -> bytes:
     """The record key that routes `envelope`: `tenant/namespace` or `tenant/run_id`."""
-    if envelope.command.scope == "namespace":
+    if envelope.scope == "namespace":
         if envelope.namespace is None:  # the envelope validator refuses this; a hand-built envelope may not
             raise CommandError("invalid", f"{envelope.type} needs a namespace")
         return scope_key(envelope.tenant, envelope.namespace)

@@ -51,8 +51,9 @@ class MemoryLog(EventLog):
     ) -> list[Record]:
         part = self._partitions[topic][partition]
         if offset >= len(part.records) and wait_ms > 0:
-            try:
-                await asyncio.wait_for(part.changed.wait(), wait_ms / 1000)
+            try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that races the event
+                async with asyncio.timeout(wait_ms / 1000):
+                    await part.changed.wait()
             except TimeoutError:
                 return []
         return part.records[offset : offset + max_records]

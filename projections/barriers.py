@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, astuple, dataclass
 from typing import Any, ClassVar, Final
 
-from commands import BarrierSet, Envelope, canonical_json
+from commands import BarrierSet, canonical_json
+from commands.wire import LoggedEnvelope
 from projections.model import ApplyContext, ReadModel
 
 __all__ = ["DENIALS_PER_PARTITION_MAX", "Barrier", "BarriersModel", "Denial", "written_keys"]
@@ -62,7 +64,7 @@ class Denial:
         return body
 
 
-def written_keys(envelope: Envelope) -> dict[str, tuple[str, ...] | None]:
+def written_keys(envelope: LoggedEnvelope) -> dict[str, tuple[str, ...] | None]:
     """Per namespace the command writes, the keys it writes there (None: the whole namespace or unknown)."""
     command: Any = envelope.command
     namespace = envelope.namespace or ""
@@ -107,11 +109,52 @@ class BarriersModel(ReadModel):
         barrier = self._barriers[target] = Barrier(agents, tools)
         return {"namespace": envelope.namespace, **barrier.public()}
 
+    def snapshot_state(self) -> Iterator[Any]:
+        """Two pieces: the barriers (sorted by tenant, namespace), then the denials per partition."""
+        yield [
+            [tenant, namespace, None if b.agents is None else list(b.agents), b.public()["tools"]]
+            for (tenant, namespace), b in sorted(self._barriers.items())
+        ]
+        yield [
+            [partition, [[*astuple(denial)[:9], None if denial.keys is None else list(denial.keys), denial.reason]
+                         for denial in denials]]
+            for partition, denials in sorted(self._denials.items())
+        ]
+
+    def restore_state(self, pieces: Iterable[Any]) -> None:
+        """Replace the (fresh) state with the two `snapshot_state` pieces."""
+        barriers, denials = pieces
+        for tenant, namespace, agents, tools in barriers:
+            self._barriers[(tenant, namespace)] = Barrier(
+                None if agents is None else tuple(agents),
+                None if tools is None else {tool: tuple(prefixes) for tool, prefixes in tools.items()},
+            )
+        for partition, rows in denials:
+            remembered = self._denials.setdefault(partition, deque(maxlen=DENIALS_PER_PARTITION_MAX))
+            for row in rows:
+                keys = row[9]
+                tenant, namespace, at, offset, log_time_ms, command_id, command_type, agent_id, tool_id = row[:9]
+                remembered.append(
+                    Denial(
+                        tenant,
+                        namespace,
+                        at,
+                        offset,
+                        log_time_ms,
+                        command_id,
+                        command_type,
+                        agent_id,
+                        tool_id,
+                        None if keys is None else tuple(keys),
+                        row[10],
+                    )
+                )
+
     def barrier(self, tenant: str, namespace: str) -> Barrier | None:
         """The barrier of a namespace, if any."""
         return self._barriers.get((tenant, namespace))
 
-    def check(self, envelope: Envelope) -> tuple[str, str, tuple[str, ...] | None] | None:
+    def check(self, envelope: LoggedEnvelope) -> tuple[str, str, tuple[str, ...] | None] | None:
         """Why a barrier denies `envelope`: (namespace, reason, keys); None when it may apply."""
         if not self._barriers or envelope.type in _EXEMPT or envelope.namespace is None:
             return None
@@ -170,7 +213,7 @@ class BarriersModel(ReadModel):
         return hasher.hexdigest()
 
 
-def _denied(barrier: Barrier, envelope: Envelope, keys: tuple[str, ...] | None) -> str | None:
+def _denied(barrier: Barrier, envelope: LoggedEnvelope, keys: tuple[str, ...] | None) -> str | None:
     """Why `barrier` refuses `envelope` writing `keys` (None: the whole namespace), or None."""
     if barrier.agents is not None and envelope.agent_id not in barrier.agents:
         return f"agent {envelope.agent_id!r} may not write here"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -96,6 +97,10 @@ def _entry(
     return entry
 
 
+#: The layout of the memories model's snapshot pieces.
+MEMORIES_STATE_VERSION = 1
+
+
 class MemoriesModel(ReadModel):
     """Memories per (tenant, namespace): add, update, invalidate, merge; get, history, recall."""
 
@@ -109,31 +114,28 @@ class MemoriesModel(ReadModel):
 
     # -- snapshots: plain data only --
 
-    def snapshot_state(self) -> dict[str, Any]:
-        """The model's state as plain data (lists, dicts, str, int, float, bytes), spaces sorted."""
-        return {
-            "version": 1,
-            "spaces": [
-                [tenant, namespace, self._spaces[(tenant, namespace)].snapshot_state()]
-                for tenant, namespace in sorted(self._spaces)
-            ],
-        }
+    def snapshot_state(self) -> Iterator[Any]:
+        """A version piece, then one piece per space (tenant, namespace, plain data), spaces sorted."""
+        yield {"version": MEMORIES_STATE_VERSION}
+        for tenant, namespace in sorted(self._spaces):
+            yield [tenant, namespace, self._spaces[(tenant, namespace)].snapshot_state()]
 
-    @classmethod
-    def restore(cls, state: dict[str, Any]) -> MemoriesModel:
-        """A model from `snapshot_state()`; the indexes are rebuilt."""
-        if state.get("version") != 1:
-            raise ValueError(f"unknown memories state version {state.get('version')!r}")
-        model = cls()
-        for tenant, namespace, space in state["spaces"]:
-            model._spaces[(tenant, namespace)] = MemorySpace.restore(space)
-        return model
+    def restore_state(self, pieces: Iterable[Any]) -> None:
+        """Replace the (fresh) state with `snapshot_state` pieces; the indexes are rebuilt."""
+        parts = iter(pieces)
+        head = next(parts, None)
+        if not isinstance(head, dict) or head.get("version") != MEMORIES_STATE_VERSION:
+            raise ValueError(f"unknown memories state {head!r}")
+        self._spaces.clear()
+        for tenant, namespace, space in parts:
+            self._spaces[(tenant, namespace)] = MemorySpace.restore(space)
 
     def __getstate__(self) -> dict[str, Any]:
-        return self.snapshot_state()
+        return {"pieces": list(self.snapshot_state())}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._spaces = MemoriesModel.restore(state)._spaces
+        self._spaces = {}
+        self.restore_state(state["pieces"])
 
     # -- writes --
 

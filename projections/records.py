@@ -49,8 +49,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
 import orjson
 
-from commands import Envelope, KvBatchPut, KvClear, KvDelete, KvExpire, KvPut, NamespaceConfig
-from projections.model import ApplyContext, ReadModel
+from commands.wire import KvBatchPut, KvClear, KvDelete, KvExpire, KvPut, LoggedEnvelope, NamespaceConfig
+from projections.model import ApplyContext, ReadModel, chunked
 from projections.outcome import Rejected
 from projections.query_dsl import MAX_LIMIT, Query, QueryError, QueryPlan, json_equal
 
@@ -436,6 +436,27 @@ class RecordsModel(ReadModel):
             entries.extend((expires, tenant, namespace, key) for expires, key in space.expiry)
         self._expiry = _SortedList.from_sorted(sorted(entries))
 
+    def snapshot_state(self) -> Iterator[Any]:
+        """Per namespace: `[tenant, namespace, config, rows]` pieces (rows in key order, chunked)."""
+        for tenant, spaces in self._tenants.items():
+            for namespace, space in spaces.items():
+                config = None if space.config is None else [space.config.json_schema, space.config.default_ttl_s]
+                records = space.records
+                for rows in chunked([records[key].row() for key in space.keys]):
+                    yield [tenant, namespace, config, rows]
+
+    def restore_state(self, pieces: Iterable[Any]) -> None:
+        """Rebuild the namespaces, their key and expiry indexes and the global expiry index."""
+        collected: dict[tuple[str, str], tuple[Any, list[Any]]] = {}
+        for tenant, namespace, config, rows in pieces:
+            collected.setdefault((tenant, namespace), (config, []))[1].extend(rows)
+        state: list[tuple[str, str, _Space]] = []
+        for (tenant, namespace), (config, rows) in collected.items():
+            space = _Space()
+            space.__setstate__(([tuple(row) for row in rows], None if config is None else NamespaceView(*config)))
+            state.append((tenant, namespace, space))
+        self.__setstate__(state)
+
     # -- apply ------------------------------------------------------------------------------------
 
     def apply(self, context: ApplyContext) -> dict[str, Any]:
@@ -765,7 +786,7 @@ class RecordsModel(ReadModel):
         return hasher.hexdigest()
 
 
-def _namespace(envelope: Envelope) -> str:
+def _namespace(envelope: LoggedEnvelope) -> str:
     if envelope.namespace is None:
         raise Rejected("invalid", f"{envelope.type} needs a namespace")
     return envelope.namespace

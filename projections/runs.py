@@ -25,13 +25,15 @@ began it, its result, its events and the hash of its last event. Decisions:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 import orjson
 
-from commands import DEFAULT_RUN_ID, Envelope, EventAppend, RunBegin, RunEnd, canonical_json
-from projections.model import ApplyContext, ReadModel
+from commands import DEFAULT_RUN_ID, canonical_json
+from commands.wire import EventAppend, LoggedEnvelope, RunBegin, RunEnd
+from projections.model import ApplyContext, ReadModel, chunked
 from projections.outcome import Rejected
 
 __all__ = ["GENESIS_HASH", "EventView", "RunView", "RunsModel", "VerifyResult", "event_hash"]
@@ -107,7 +109,7 @@ class _Run:
         "status",
     )
 
-    def __init__(self, envelope: Envelope, begin: RunBegin | None, at_ms: int) -> None:
+    def __init__(self, envelope: LoggedEnvelope, begin: RunBegin | None, at_ms: int) -> None:
         self.name = begin.name if begin is not None else None
         self.metadata = begin.metadata if begin is not None else None
         self.parent_run_id = begin.parent_run_id if begin is not None else None
@@ -159,6 +161,25 @@ class RunsModel(ReadModel):
     def __init__(self) -> None:
         self._runs: dict[str, dict[str, _Run]] = {}
 
+    def snapshot_state(self) -> Iterator[Any]:
+        """Per run: `[tenant, run_id, fields]` (every slot but the events), then its events in chunks."""
+        for tenant, runs in self._runs.items():
+            for run_id, run in runs.items():
+                fields = {slot: getattr(run, slot) for slot in _Run.__slots__ if slot != "events"}
+                yield [tenant, run_id, fields, None]
+                for events in chunked(run.events):
+                    yield [tenant, run_id, None, events]
+
+    def restore_state(self, pieces: Iterable[Any]) -> None:
+        """Rebuild the runs from `snapshot_state` pieces."""
+        for tenant, run_id, fields, events in pieces:
+            if fields is not None:
+                run = _Run.__new__(_Run)
+                run.__setstate__({**fields, "events": []})
+                self._runs.setdefault(tenant, {})[run_id] = run
+            else:
+                self._runs[tenant][run_id].events.extend(events)
+
     # -- apply -------------------------------------------------------------------------------------
 
     def apply(self, context: ApplyContext) -> dict[str, Any]:
@@ -173,7 +194,7 @@ class RunsModel(ReadModel):
             return self._end(envelope, command, context.log_time_ms)
         raise Rejected("invalid", f"{envelope.type} is not a run command")
 
-    def _begin(self, envelope: Envelope, command: RunBegin, now: int) -> dict[str, Any]:
+    def _begin(self, envelope: LoggedEnvelope, command: RunBegin, now: int) -> dict[str, Any]:
         runs = self._runs.get(envelope.tenant)
         run_id = envelope.run_id
         if run_id == DEFAULT_RUN_ID or (runs is not None and run_id in runs):
@@ -183,7 +204,7 @@ class RunsModel(ReadModel):
         runs[run_id] = _Run(envelope, command, now)
         return {"run_id": run_id, "status": _RUNNING, "begun_at_ms": now}
 
-    def _end(self, envelope: Envelope, command: RunEnd, now: int) -> dict[str, Any]:
+    def _end(self, envelope: LoggedEnvelope, command: RunEnd, now: int) -> dict[str, Any]:
         run_id = envelope.run_id
         if run_id == DEFAULT_RUN_ID:
             raise Rejected("forbidden", f"the default run {run_id!r} cannot be ended")
@@ -195,7 +216,7 @@ class RunsModel(ReadModel):
         run.result = command.result
         return {"run_id": run_id, "status": command.status, "ended_at_ms": now, "events": len(run.events)}
 
-    def _append(self, envelope: Envelope, command: EventAppend, now: int) -> dict[str, Any]:
+    def _append(self, envelope: LoggedEnvelope, command: EventAppend, now: int) -> dict[str, Any]:
         tenant, run_id = envelope.tenant, envelope.run_id
         run = self._open_run(tenant, run_id)
         count = len(run.events) if run is not None else 0

@@ -32,13 +32,14 @@ from __future__ import annotations
 import builtins
 import hashlib
 from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson
 
-from commands import LockAcquire, LockRelease, LockRenew, StateCas
-from projections.model import ApplyContext, ReadModel
+from commands.wire import LockAcquire, LockRelease, LockRenew, StateCas
+from projections.model import ApplyContext, ReadModel, chunked
 from projections.outcome import Rejected
 
 __all__ = ["LockView", "StateModel", "StateView"]
@@ -117,6 +118,25 @@ class StateModel(ReadModel):
     def __init__(self) -> None:
         self._records: dict[_Space, dict[str, _Record]] = {}
         self._names: dict[_Space, builtins.list[str]] = {}
+
+    def snapshot_state(self) -> Iterator[Any]:
+        """Per (tenant, namespace): `[tenant, namespace, rows]`, rows `[name, value, version, created, updated, by]`."""
+        for (tenant, namespace), records in self._records.items():
+            rows = [[name, *records[name].__getstate__()] for name in self._names[(tenant, namespace)]]
+            for piece in chunked(rows):
+                yield [tenant, namespace, piece]
+
+    def restore_state(self, pieces: Iterable[Any]) -> None:
+        """Rebuild the records and the sorted names from `snapshot_state` pieces."""
+        for tenant, namespace, rows in pieces:
+            space = (tenant, namespace)
+            records = self._records.setdefault(space, {})
+            names = self._names.setdefault(space, [])
+            for name, value, version, created, updated, by in rows:
+                record = _Record(value, version, created, by)
+                record.updated_at_ms = updated
+                records[name] = record
+                names.append(name)
 
     # -- apply -------------------------------------------------------------------------------------
 

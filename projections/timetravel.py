@@ -22,6 +22,7 @@ from pathlib import Path
 from commands import CommandError, decode_record
 from eventlog.base import EventLog
 from projections.catalog import new_state
+from projections.collector import collector_paused
 from projections.engine import Engine, EngineState
 from projections.snapshot import SnapshotError, SnapshotInfo, list_snapshots, load_snapshot
 
@@ -32,7 +33,7 @@ logger = logging.getLogger("agentlog.timetravel")
 #: `progress(done, total)`: records at or below the cut applied so far (a snapshot counts as done), and all of them.
 ProgressCallback = Callable[[int, int], None]
 #: Records one step of a rebuild applies before reporting progress and yielding to the event loop.
-REBUILD_STEP_RECORDS = 5_000
+REBUILD_STEP_RECORDS = 1_000
 #: Records one read of `find_command` takes while scanning.
 SCAN_BATCH_RECORDS = 1_000
 
@@ -160,7 +161,17 @@ async def rebuild(
     for partition, (offset, end) in enumerate(zip(target, ends, strict=True)):
         if not isinstance(offset, int) or not 0 <= offset <= end:
             raise TimeTravelError(f"cut offset {offset!r} of partition {partition} is outside 0..{end}")
-    state = _start_state(log, topic, target, snapshot_dir)
+    # Loading a snapshot is seconds of decoding on a large state: keep it off the event loop.
+    state = await asyncio.to_thread(_start_state, log, topic, target, snapshot_dir)
+    with collector_paused():
+        await _replay(log, topic, state, target, progress)
+    return state
+
+
+async def _replay(
+    log: EventLog, topic: str, state: EngineState, target: Sequence[int], progress: ProgressCallback | None
+) -> None:
+    """Apply `topic` to `state` up to `target`, in steps that yield to the event loop."""
     engine = Engine(log, topic, state)
     total = sum(target)
     if progress is not None:
@@ -174,4 +185,3 @@ async def rebuild(
             if progress is not None:
                 progress(sum(state.applied), total)
             await asyncio.sleep(0)
-    return state

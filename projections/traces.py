@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import orjson
 
-from commands import TraceRecord
-from projections.model import ApplyContext, ReadModel
+from commands.wire import TraceRecord
+from projections.model import ApplyContext, ReadModel, chunked
 from projections.outcome import Rejected
 from projections.runs import RunsModel
 
@@ -94,6 +95,22 @@ class TracesModel(ReadModel):
     def bind(self, runs: RunsModel | None) -> None:
         """Check run and event links against `runs` from now on (None: leave them unchecked)."""
         self._runs_model = runs
+
+    def snapshot_state(self) -> Iterator[Any]:
+        """Per run: `[tenant, run_id, rows]` in log order, chunked (the index is rebuilt on load)."""
+        for (tenant, run_id), traces in self._traces.items():
+            for rows in chunked(traces.rows):
+                yield [tenant, run_id, rows]
+
+    def restore_state(self, pieces: Iterable[Any]) -> None:
+        """Rebuild the traces and their index from `snapshot_state` pieces."""
+        for tenant, run_id, rows in pieces:
+            traces = self._traces.get((tenant, run_id))
+            if traces is None:
+                traces = self._traces[(tenant, run_id)] = _RunTraces()
+            for row in rows:
+                traces.index[row["trace_id"]] = len(traces.rows)
+                traces.rows.append(row)
 
     # -- apply -------------------------------------------------------------------------------------
 

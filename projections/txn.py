@@ -19,9 +19,10 @@ that of the empty state (the records and state models digest what a txn wrote).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Protocol
 
-from commands import Txn, TxnKvDelete, TxnKvPut, TxnPrecondition, TxnRead, TxnStateSet
+from commands.wire import Txn, TxnKvDelete, TxnKvPut, TxnPrecondition, TxnRead, TxnStateSet
 from projections.model import ApplyContext, ReadModel
 from projections.outcome import Rejected
 from projections.records import RecordsModel
@@ -116,6 +117,15 @@ class TxnModel(ReadModel):
     def __init__(self, records: RecordsModel, state: StateModelProtocol) -> None:
         self.records = records
         self.state = state
+
+    def snapshot_state(self) -> Iterator[Any]:
+        """Nothing: a transaction's effects live in the records and state models."""
+        return iter(())
+
+    def restore_state(self, pieces: Iterable[Any]) -> None:
+        """Nothing to restore (see `snapshot_state`)."""
+        for _ in pieces:
+            raise ValueError("the txn model keeps no state, but its snapshot section is not empty")
 
     def apply(self, context: ApplyContext) -> dict[str, Any]:
         """Check every read, precondition and schema in log time, then apply every write; or reject, writing nothing."""

@@ -57,7 +57,7 @@ import hashlib
 import math
 import struct
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal
 
@@ -65,8 +65,9 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
-from commands import CollectionCreate, CommandError, VectorDelete, VectorUpsert, canonical_json
+from commands import CommandError, canonical_json
 from commands.limits import MAX_K
+from commands.wire import CollectionCreate, VectorDelete, VectorUpsert
 from projections.model import ApplyContext, ReadModel
 from projections.outcome import Rejected
 from projections.query_dsl import MISSING, descend
@@ -828,6 +829,19 @@ class VectorsModel(ReadModel):
 
     def __init__(self) -> None:
         self._spaces: dict[_Space, dict[str, _Collection]] = {}
+
+    def snapshot_state(self) -> Iterator[Any]:
+        """Per collection: `[tenant, namespace, name, fields]`, the matrix and norms as arrays."""
+        for (tenant, namespace), collections in self._spaces.items():
+            for name, stored in collections.items():
+                yield [tenant, namespace, name, stored.__getstate__()]
+
+    def restore_state(self, pieces: Iterable[Any]) -> None:
+        """Rebuild the collections from `snapshot_state` pieces (filter columns are rebuilt on use)."""
+        for tenant, namespace, name, fields in pieces:
+            stored = _Collection.__new__(_Collection)
+            stored.__setstate__(dict(fields))
+            self._spaces.setdefault((tenant, namespace), {})[name] = stored
 
     # -- writes --------------------------------------------------------------------------------------
 

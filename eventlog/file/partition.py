@@ -276,8 +276,9 @@ class PartitionStore:
             return
         if self._changed is None:
             self._changed = asyncio.Event()
-        try:
-            await asyncio.wait_for(self._changed.wait(), wait_ms / 1000)
+        try:  # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that races the event
+            async with asyncio.timeout(wait_ms / 1000):
+                await self._changed.wait()
         except TimeoutError:
             return
 

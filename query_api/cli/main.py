@@ -113,7 +113,22 @@ def serve(
     }
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     click.echo(f"agentlog serving {settings.log} on http://{settings.host}:{settings.port}", err=True)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        loop=_fastest("uvloop", "uvloop", "asyncio"),
+        http=_fastest("httptools", "httptools", "h11"),
+    )
+
+
+def _fastest(module: str, choice: str, fallback: str) -> str:
+    """`choice` when `module` imports (uvloop and httptools are dependencies, but not on every platform)."""
+    import importlib.util
+
+    return choice if importlib.util.find_spec(module) is not None else fallback
 
 
 @main.command()

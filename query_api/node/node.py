@@ -17,6 +17,7 @@ from eventlog.records import TopicInfo
 from eventlog.url import open_log
 from projections.catalog import new_state
 from projections.chain import ChainFile
+from projections.collector import collector_paused, freeze_state
 from projections.cut import format_token, parse_token
 from projections.engine import Engine, EngineState
 from projections.outcome import Outcome
@@ -30,6 +31,8 @@ __all__ = ["Node", "NotApplied", "TokenAhead", "WriteResult", "open_topic"]
 
 logger = logging.getLogger("agentlog.node")
 
+#: Commands restored at start-up from which the state is frozen out of the garbage collector's walks.
+FREEZE_STATE_COMMANDS = 100_000
 #: How often the snapshot task checks whether enough was applied since the last snapshot.
 SNAPSHOT_CHECK_S = 1.0
 #: How often the records' chain hashes are written to `<data>/audit/` (see `projections.chain`).
@@ -92,6 +95,9 @@ class Node:
         self.processors: LogProcessors | None = None
         self.branches = Branches(log, settings.topic, engine, self.producer, self.snapshot_dir)
         self.chain_file: ChainFile | None = None
+        #: The embedded and memory logs answer an append with exactly what a read returns, so a write's
+        #: record is applied by its writer when it is next (Kafka's is read back: its broker stamps it).
+        self._applies_own_writes = settings.log.startswith(("file://", "memory://"))
 
     @classmethod
     async def start(cls, settings: Settings) -> Node:
@@ -104,7 +110,10 @@ class Node:
         if settings.log.startswith("file://"):
             chain_file = ChainFile(Path(settings.log.removeprefix("file://")), settings.topic, info.partitions)
             engine.chain_sink = chain_file.record
-        await engine.catch_up()
+        with collector_paused():
+            await engine.catch_up()
+        if sum(engine.applied) >= FREEZE_STATE_COMMANDS:
+            freeze_state()  # the restored state stays: full collections need not walk it again
         engine.start()
         node = cls(settings, log, engine)
         node.chain_file = chain_file
@@ -160,8 +169,8 @@ class Node:
         reused = engine.state.bound_elsewhere(envelope)
         if reused is not None:  # refused before append: the key is bound to another command of this tenant
             raise CommandError("idempotency_key_reused", reused.detail or "command_id reused", 409)
-        submitted = await producer.submit(envelope)
-        applied = await engine.wait_for(
+        submitted, record = await producer.submit_record(envelope)
+        applied = (self._applies_own_writes and engine.apply_appended(record)) or await engine.wait_for(
             {submitted.partition: submitted.offset + 1}, self.settings.write_timeout_ms / 1000
         )
         if not applied:
@@ -237,13 +246,29 @@ class Node:
             await asyncio.sleep(SNAPSHOT_CHECK_S)
             total = sum(self.engine.applied)
             if total - self._snapshot_total >= self.settings.snapshot_every:
-                self.snapshot()
+                try:
+                    await self.snapshot()
+                except Exception:
+                    logger.exception("snapshot failed; retrying after %d more commands", self.settings.snapshot_every)
+                    self._snapshot_total = total
 
-    def snapshot(self) -> Path | None:
-        """Write a snapshot of the current state now (on the loop thread, so the state is consistent)."""
+    async def snapshot(self) -> Path | None:
+        """Write a snapshot of the current state now, in a worker thread while applying is paused.
+
+        Reads go on being served meanwhile; writes are appended and wait for their outcome until the
+        snapshot is written. The state holds still, so the snapshot is of one cut.
+        """
         if self.snapshot_dir is None:
             return None
-        info = write_snapshot(self.snapshot_dir, self.settings.topic, self.state)
+        async with self.engine.paused():
+            work = asyncio.ensure_future(
+                asyncio.to_thread(write_snapshot, self.snapshot_dir, self.settings.topic, self.state)
+            )
+            try:
+                info = await asyncio.shield(work)
+            except asyncio.CancelledError:  # stay paused until the thread is done reading the state
+                await asyncio.wait([work])
+                raise
         self._snapshot_total = sum(info.cut)
         return info.path
 

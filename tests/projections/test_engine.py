@@ -133,9 +133,10 @@ async def test_a_damaged_snapshot_is_refused(tmp_path: Path) -> None:
     await feed(log, 500, seed=3)
     engine = await rebuilt(log)
     info = write_snapshot(tmp_path, "main", engine.state)
-    data = bytearray(info.path.read_bytes())
+    body = info.path / "state.bin"
+    data = bytearray(body.read_bytes())
     data[-10] ^= 0xFF
-    info.path.write_bytes(bytes(data))
+    body.write_bytes(bytes(data))
     with pytest.raises(SnapshotError, match="checksum"):
         load_snapshot(info)
 

@@ -95,7 +95,8 @@ def test_approximate_search_scores_exactly_and_recalls_most(monkeypatch: pytest.
     _, probed = search_with_plan(space, MemoryFilter(user_id="u1"), mode="vector", vector=query, k=5, exact=True)
     assert probed is None
 
-    restored = MemoriesModel.restore(apply.model.snapshot_state())
+    restored = MemoriesModel()
+    restored.restore_state(apply.model.snapshot_state())
     assert restored.digest() == apply.model.digest()
     again = restored.space("acme", "default")
     assert [

@@ -188,9 +188,10 @@ async def test_rebuild_skips_a_corrupt_snapshot_and_refuses_cuts_that_do_not_fit
     await feed(log, random_workload(300, seed=1))
     end = await log.end_offsets("main")
     info = write_snapshot(tmp_path, "main", await rebuild(log, "main", end))
-    data = bytearray(info.path.read_bytes())
+    body = info.path / "state.bin"
+    data = bytearray(body.read_bytes())
     data[-10] ^= 0xFF
-    info.path.write_bytes(bytes(data))
+    body.write_bytes(bytes(data))
     reports: list[int] = []
     state = await rebuild(log, "main", end, tmp_path, lambda done, total: reports.append(done))
     assert reports[0] == 0

@@ -9,10 +9,26 @@ from commands import (
     CollectionCreate,
     Envelope,
     EventAppend,
+    KvBatchPut,
+    KvClear,
     KvDelete,
+    KvExpire,
+    KvItem,
     KvPut,
+    LockAcquire,
+    LockRelease,
+    LockRenew,
+    NamespaceConfig,
     RunBegin,
+    RunEnd,
     StateCas,
+    TraceRecord,
+    Txn,
+    TxnKvDelete,
+    TxnKvPut,
+    TxnPrecondition,
+    TxnRead,
+    TxnStateSet,
     VectorUpsert,
     embedding_bytes,
     stamp,
@@ -69,3 +85,76 @@ def _random_command(rng: random.Random, index: int) -> Envelope:
         caller,
         namespace=namespace,
     )
+
+
+def full_mix_workload(count: int, seed: int) -> list[Envelope]:
+    """`random_workload` plus every other command: txn, batch put, clear, namespace config, locks,
+    traces, run end and expiry, in a seeded mix with some of each bound to be rejected."""
+    rng = random.Random(seed)
+    envelopes = random_workload(count // 2, seed)
+    while len(envelopes) < count:
+        envelopes.append(
+            _rare_command(rng, len(envelopes)) if rng.random() < 0.6 else _random_command(rng, len(envelopes))
+        )
+    return envelopes
+
+
+def _rare_command(rng: random.Random, index: int) -> Envelope:
+    caller = Caller(tenant=rng.choice(TENANTS), agent_id=f"agent-{rng.randrange(4)}")
+    namespace = rng.choice(NAMESPACES)
+    key = f"k{rng.randrange(200)}"
+    run_id = f"run-{rng.randrange(6)}"
+    roll = rng.randrange(11)
+    if roll == 0:
+        items = [
+            KvItem(key=f"b{rng.randrange(300)}-{n}", value=[index, n], ttl_s=rng.choice([None, 5]))
+            for n in range(rng.randrange(1, 6))
+        ]
+        return stamp(KvBatchPut(items=items), caller, namespace=namespace)
+    if roll == 1:
+        return stamp(KvClear(), caller, namespace=rng.choice(("cache:api", "notes")))
+    if roll == 2:
+        schema = rng.choice([None, {"type": "object"}, {"type": "object", "required": ["n"]}])
+        return stamp(
+            NamespaceConfig(json_schema=schema, default_ttl_s=rng.choice([None, 3600])), caller, namespace=namespace
+        )
+    if roll == 3:
+        return stamp(
+            LockAcquire(name=f"lock{rng.randrange(5)}", holder=f"h{rng.randrange(3)}", ttl_s=30),
+            caller,
+            namespace=namespace,
+        )
+    if roll == 4:
+        token = rng.randrange(1, 6)
+        name, holder = f"lock{rng.randrange(5)}", f"h{rng.randrange(3)}"
+        if rng.random() < 0.5:
+            return stamp(
+                LockRenew(name=name, holder=holder, fencing_token=token, ttl_s=30), caller, namespace=namespace
+            )
+        return stamp(LockRelease(name=name, holder=holder, fencing_token=token), caller, namespace=namespace)
+    if roll == 5:
+        writes: list[TxnKvPut | TxnKvDelete | TxnStateSet] = [
+            TxnKvPut(key=key, value={"txn": index}),
+            TxnStateSet(key=f"s{rng.randrange(20)}", value=index),
+        ]
+        if rng.random() < 0.3:
+            writes.append(TxnKvDelete(key=f"k{rng.randrange(200)}"))
+        reads = [TxnRead(key=key, version=rng.randrange(3))] if rng.random() < 0.5 else []
+        preconditions = [TxnPrecondition(key=f"k{rng.randrange(200)}", exists=rng.random() < 0.5)]
+        return stamp(Txn(reads=reads, writes=writes, preconditions=preconditions), caller, namespace=namespace)
+    if roll == 6:
+        parent = f"t{rng.randrange(index)}" if index and rng.random() < 0.4 else None
+        return stamp(
+            TraceRecord(
+                trace_id=f"t{index}", kind=rng.choice(("tool_call", "decision")), data={"i": index}, parent_id=parent
+            ),
+            caller,
+            run_id=run_id,
+        )
+    if roll == 7:
+        return stamp(RunEnd(status=rng.choice(("succeeded", "failed")), result={"i": index}), caller, run_id=run_id)
+    if roll == 8:
+        return stamp(RunBegin(name=f"run {index}"), caller, run_id=run_id)
+    if roll == 9:
+        return stamp(KvExpire(key=key, expected_version=rng.randrange(1, 4)), caller, namespace=namespace)
+    return stamp(KvPut(key=f"ttl{rng.randrange(50)}", value=index, ttl_s=1), caller, namespace=namespace)

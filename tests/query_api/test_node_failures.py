@@ -109,7 +109,7 @@ def test_a_snapshot_that_fails_to_load_for_any_reason_is_skipped(
 
             for index in range(5):
                 await node.execute(stamp(KvPut(key=f"k{index}", value=index), Caller("t"), namespace="n"))
-            assert node.snapshot() is not None
+            assert (await node.snapshot()) is not None
             before = node.state.digests()
         finally:
             await node.stop()

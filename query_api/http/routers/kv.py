@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -13,10 +12,10 @@ from commands.fields import Key, Namespace, NonNegative, TtlSeconds
 from commands.limits import MAX_BATCH_COMMANDS
 from projections.query_dsl import Query as RecordQuery
 from projections.query_dsl import QueryError
-from projections.records import RecordView
 from query_api.http.bodies import WriteOptions
 from query_api.http.deps import CallerDep, TokenQuery, ViewDep, WaitQuery, WriterDep, execute
 from query_api.http.problems import ApiProblem
+from query_api.http.responses import json_response
 
 __all__ = ["router"]
 
@@ -57,21 +56,18 @@ class NamespacePut(WriteOptions):
     default_ttl_s: TtlSeconds | None = None
 
 
-def record_public(view: RecordView) -> dict[str, Any]:
-    """The JSON form of a record."""
-    return dataclasses.asdict(view)
-
-
-@router.put("/kv/{namespace}/{key:path}")
+@router.put("/kv/{namespace}/{key:path}", response_model=dict[str, Any])
 async def put_record(
     namespace: NamespacePath, key: KeyPath, body: RecordPut, node: WriterDep, caller: CallerDep
-) -> dict[str, Any]:
+) -> Response:
     """Write a value; answers once applied with its version, position and consistency token."""
     command = KvPut(key=key, value=body.value, metadata=body.metadata, ttl_s=body.ttl_s, if_version=body.if_version)
-    return await execute(node, caller, command, namespace=namespace, run_id=body.run_id, command_id=body.command_id)
+    return json_response(
+        await execute(node, caller, command, namespace=namespace, run_id=body.run_id, command_id=body.command_id)
+    )
 
 
-@router.get("/kv/{namespace}/{key:path}")
+@router.get("/kv/{namespace}/{key:path}", response_model=dict[str, Any])
 async def get_record(
     namespace: NamespacePath,
     key: KeyPath,
@@ -79,16 +75,16 @@ async def get_record(
     caller: CallerDep,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """Read a value (hidden once expired by this node's clock); 404 if absent."""
     await node.wait_token(token, wait_ms)
     view = node.records.get(caller.tenant, namespace, key, node.now_ms())
     if view is None:
         raise ApiProblem(404, "not_found", f"no key {key!r} in namespace {namespace!r}")
-    return record_public(view)
+    return json_response(view)
 
 
-@router.delete("/kv/{namespace}/{key:path}")
+@router.delete("/kv/{namespace}/{key:path}", response_model=dict[str, Any])
 async def delete_record(
     namespace: NamespacePath,
     key: KeyPath,
@@ -97,13 +93,14 @@ async def delete_record(
     if_version: Annotated[int | None, Query(ge=0)] = None,
     command_id: Annotated[str | None, Query()] = None,
     run_id: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Delete a key (optionally only at `if_version`)."""
     command = KvDelete(key=key, if_version=if_version)
-    return await execute(node, caller, command, namespace=namespace, run_id=run_id, command_id=command_id)
+    written = await execute(node, caller, command, namespace=namespace, run_id=run_id, command_id=command_id)
+    return json_response(written)
 
 
-@router.get("/kv/{namespace}")
+@router.get("/kv/{namespace}", response_model=dict[str, Any])
 async def list_records(
     namespace: NamespacePath,
     node: ViewDep,
@@ -113,26 +110,28 @@ async def list_records(
     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 100,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """Keys of a namespace in sorted order, from after `cursor`, with values."""
     await node.wait_token(token, wait_ms)
     views, next_cursor = node.records.list_keys(caller.tenant, namespace, prefix, cursor, limit, node.now_ms())
-    return {"items": [record_public(v) for v in views], "next_cursor": next_cursor}
+    return json_response({"items": views, "next_cursor": next_cursor})
 
 
-@router.delete("/kv/{namespace}")
+@router.delete("/kv/{namespace}", response_model=dict[str, Any])
 async def clear_namespace(
     namespace: NamespacePath,
     node: WriterDep,
     caller: CallerDep,
     command_id: Annotated[str | None, Query()] = None,
     run_id: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Delete every key of a namespace."""
-    return await execute(node, caller, KvClear(), namespace=namespace, run_id=run_id, command_id=command_id)
+    return json_response(
+        await execute(node, caller, KvClear(), namespace=namespace, run_id=run_id, command_id=command_id)
+    )
 
 
-@router.post("/kv/{namespace}/batch-get")
+@router.post("/kv/{namespace}/batch-get", response_model=dict[str, Any])
 async def batch_get(
     namespace: NamespacePath,
     body: BatchGet,
@@ -140,19 +139,21 @@ async def batch_get(
     caller: CallerDep,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """Several keys at once; absent keys map to null."""
     await node.wait_token(token, wait_ms)
     now_ms = node.now_ms()
     found = {key: node.records.get(caller.tenant, namespace, key, now_ms) for key in body.keys}
-    return {"items": {key: (record_public(v) if v is not None else None) for key, v in found.items()}}
+    return json_response({"items": found})
 
 
-@router.post("/kv/{namespace}/batch-put")
-async def batch_put(namespace: NamespacePath, body: BatchPut, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
+@router.post("/kv/{namespace}/batch-put", response_model=dict[str, Any])
+async def batch_put(namespace: NamespacePath, body: BatchPut, node: WriterDep, caller: CallerDep) -> Response:
     """Write several keys atomically: every item applies, or none does."""
     command = KvBatchPut(items=body.items)
-    return await execute(node, caller, command, namespace=namespace, run_id=body.run_id, command_id=body.command_id)
+    return json_response(
+        await execute(node, caller, command, namespace=namespace, run_id=body.run_id, command_id=body.command_id)
+    )
 
 
 @router.post("/kv/{namespace}/query")
