@@ -12,6 +12,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = [
+    "KafkaNode",
+    "LOOPBACK_HOST",
+    "NODE_LOG_NAME",
+    "NODE_PROPERTIES_NAME",
+    "controller_quorum_voters",
+    "random_cluster_id",
+    "render_properties",
+    "server_properties",
+]
+
 LOOPBACK_HOST = "127.0.0.1"
 NODE_LOG_NAME = "server.log"
 NODE_PROPERTIES_NAME = "server.properties"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+__all__ = ["KafkaLauncherError", "LOG_TAIL_LINES", "tail_file", "tail_text"]
+
 LOG_TAIL_LINES = 40
 
 

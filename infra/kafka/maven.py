@@ -19,6 +19,18 @@ from pathlib import Path
 
 from infra.kafka.errors import KafkaLauncherError, tail_text
 
+__all__ = [
+    "CACHE_ENV_VAR",
+    "KAFKA_DIR",
+    "MAVEN_TIMEOUT_S",
+    "POM_PATH",
+    "default_cache_dir",
+    "ensure_jars",
+    "kafka_version",
+    "maven_command",
+    "repo_root",
+]
+
 KAFKA_DIR = Path(__file__).resolve().parent
 POM_PATH = KAFKA_DIR / "pom.xml"
 CACHE_ENV_VAR = "AGENTLOG_KAFKA_CACHE"

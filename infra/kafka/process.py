@@ -18,6 +18,21 @@ from infra.kafka.config import LOOPBACK_HOST, KafkaNode
 from infra.kafka.errors import KafkaLauncherError, tail_text
 from infra.kafka.maven import KAFKA_DIR
 
+__all__ = [
+    "FORMAT_TIMEOUT_S",
+    "KAFKA_MAIN_CLASS",
+    "LOG4J_CONFIG_PATH",
+    "STORAGE_TOOL_CLASS",
+    "format_storage",
+    "free_ports",
+    "java_executable",
+    "jvm_command",
+    "pid_runs_node",
+    "port_open",
+    "spawn_attached",
+    "spawn_detached",
+]
+
 LOG4J_CONFIG_PATH = KAFKA_DIR / "log4j2.properties"
 KAFKA_MAIN_CLASS = "kafka.Kafka"
 STORAGE_TOOL_CLASS = "kafka.tools.StorageTool"
