@@ -43,6 +43,7 @@ from eventlog import limits as log_limits
 from eventlog.base import EventLog
 from eventlog.errors import TopicNotFoundError
 from eventlog.records import Header, Message, Record
+from eventlog.scan import scan
 from projections.runs import RunsModel
 from projections.timetravel import cut_at_time
 
@@ -197,14 +198,8 @@ def message_of(line: dict[str, Any]) -> tuple[int, int, Message]:
 async def iter_records(log: EventLog, topic: str, start: Sequence[int], end: Sequence[int]) -> AsyncIterator[Record]:
     """The records of `topic` from cut `start` up to cut `end` (exclusive), partition by partition, in offset order."""
     for partition, (first, stop) in enumerate(zip(start, end, strict=True)):
-        offset = first
-        while offset < stop:
-            batch = await log.read(topic, partition, offset, max_records=min(READ_BATCH_RECORDS, stop - offset))
-            if not batch:
-                break
-            for record in batch:
-                yield record
-            offset = batch[-1].offset + 1
+        async for record in scan(log, topic, partition, first, stop, batch_records=READ_BATCH_RECORDS):
+            yield record
 
 
 async def export_lines(
@@ -514,21 +509,15 @@ async def run_commands(
     truncated = False
     needle = run_id.encode()
     for partition, (first, stop) in enumerate(zip(start, until, strict=True)):
-        offset = first
-        while offset < stop:
-            batch = await log.read(topic, partition, offset, max_records=min(READ_BATCH_RECORDS, stop - offset))
-            if not batch:
-                break
-            for record in batch:
-                if needle not in record.value:  # cheap pre-filter: the run id is in every command of the run
-                    continue
-                try:
-                    envelope = decode_record(record)
-                except CommandError:
-                    continue
-                if envelope.run_id == run_id and envelope.tenant == tenant:
-                    found.append((record, envelope))
-            offset = batch[-1].offset + 1
+        async for record in scan(log, topic, partition, first, stop, batch_records=READ_BATCH_RECORDS):
+            if needle not in record.value:  # cheap pre-filter: the run id is in every command of the run
+                continue
+            try:
+                envelope = decode_record(record)
+            except CommandError:
+                continue
+            if envelope.run_id == run_id and envelope.tenant == tenant:
+                found.append((record, envelope))
     found.sort(key=lambda item: (item[0].timestamp_ms, item[0].partition, item[0].offset))
     if len(found) > limit:
         found, truncated = found[:limit], True

@@ -15,12 +15,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from commands import CommandError, decode_record
 from eventlog.base import EventLog
+from eventlog.scan import scan
 from projections.catalog import new_state
 from projections.collector import collector_paused
 from projections.engine import Engine, EngineState
@@ -97,12 +99,10 @@ async def _scan(
     log: EventLog, topic: str, partition: int, command_id: str, start: int, end: int, time_ms: int | None
 ) -> int | None:
     """The first offset in [start, end) holding `command_id`; stops past records stamped `time_ms` if given."""
-    offset = start
-    while offset < end:
-        records = await log.read(topic, partition, offset, max_records=min(SCAN_BATCH_RECORDS, end - offset))
-        if not records:
-            return None
-        for record in records:
+    async with contextlib.aclosing(
+        scan(log, topic, partition, start, end, batch_records=SCAN_BATCH_RECORDS)
+    ) as records:
+        async for record in records:
             if time_ms is not None and record.timestamp_ms > time_ms:
                 return None
             try:
@@ -111,7 +111,6 @@ async def _scan(
                 continue
             if envelope.command_id == command_id:
                 return record.offset
-        offset = records[-1].offset + 1
     return None
 
 

@@ -1,8 +1,10 @@
-"""Run a plain Apache Kafka (KRaft) cluster on loopback without Docker.
+"""Run a plain Apache Kafka (KRaft) cluster on loopback without Docker: the cluster handle and its CLI.
 
-The broker's jars come from Maven Central through ``infra/kafka/pom.xml`` and are cached under
-``.cache/kafka/<version>/libs``. Each node is one JVM running ``kafka.Kafka`` with both the broker and
-the controller role; nodes listen on 127.0.0.1 only.
+The broker's jars come from Maven Central through ``infra/kafka/pom.xml`` (``infra.kafka.maven``) and are
+cached under ``.cache/kafka/<version>/libs``. Each node is one JVM running ``kafka.Kafka`` with both the
+broker and the controller role (``infra.kafka.config`` writes its properties); nodes listen on 127.0.0.1
+only. ``infra.kafka.process`` starts and watches the JVMs. This module composes them and re-exports the
+names tests, benchmarks and the CLI use.
 
 Library use (tests, benchmarks)::
 
@@ -23,411 +25,66 @@ The cluster's layout and pids are kept in ``<dir>/cluster.json`` so that another
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import ctypes
-import fcntl
-import hashlib
 import json
 import os
-import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
-KAFKA_DIR = Path(__file__).resolve().parent
-POM_PATH = KAFKA_DIR / "pom.xml"
-LOG4J_CONFIG_PATH = KAFKA_DIR / "log4j2.properties"
+from infra.kafka.config import (
+    LOOPBACK_HOST,
+    KafkaNode,
+    controller_quorum_voters,
+    random_cluster_id,
+    render_properties,
+    server_properties,
+)
+from infra.kafka.errors import KafkaLauncherError, tail_file
+from infra.kafka.maven import default_cache_dir, ensure_jars, kafka_version, maven_command
+from infra.kafka.process import (
+    KAFKA_MAIN_CLASS,
+    format_storage,
+    free_ports,
+    java_executable,
+    jvm_command,
+    pid_runs_node,
+    port_open,
+    spawn_attached,
+    spawn_detached,
+)
+
+__all__ = [
+    "KafkaCluster",
+    "KafkaLauncherError",
+    "KafkaNode",
+    "controller_quorum_voters",
+    "default_cache_dir",
+    "ensure_jars",
+    "format_storage",
+    "free_ports",
+    "java_executable",
+    "kafka_version",
+    "load_cluster",
+    "main",
+    "maven_command",
+    "random_cluster_id",
+    "resume_cluster",
+    "server_properties",
+    "start_cluster",
+]
+
 STATE_FILE_NAME = "cluster.json"
-NODE_LOG_NAME = "server.log"
-NODE_PROPERTIES_NAME = "server.properties"
 READY_LOG_LINE = b"Kafka Server started"
-KAFKA_MAIN_CLASS = "kafka.Kafka"
-STORAGE_TOOL_CLASS = "kafka.tools.StorageTool"
-CACHE_ENV_VAR = "AGENTLOG_KAFKA_CACHE"
 DEFAULT_RUN_DIR = Path(".cache/kafka-run")
-LOOPBACK_HOST = "127.0.0.1"
-LOG_TAIL_LINES = 40
 POLL_INTERVAL_S = 0.2
-MAVEN_TIMEOUT_S = 1800.0
-FORMAT_TIMEOUT_S = 120.0
-_POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
-_PR_SET_PDEATHSIG = 1
-
-
-class KafkaLauncherError(RuntimeError):
-    """Raised when the jars cannot be fetched or a broker cannot be started, with the evidence."""
-
-
-# ---------------------------------------------------------------------------------------------- jars
-
-
-def kafka_version(pom_path: Path = POM_PATH) -> str:
-    """Return the Kafka version pinned by the ``kafka.version`` property of the pom."""
-    root = ET.parse(pom_path).getroot()
-    node = root.find("m:properties/m:kafka.version", _POM_NS)
-    if node is None or not (node.text or "").strip():
-        raise KafkaLauncherError(f"{pom_path} has no <kafka.version> property")
-    return (node.text or "").strip()
-
-
-def repo_root() -> Path | None:
-    """Return the source checkout holding this file, or None when it runs from an installed package."""
-    candidate = KAFKA_DIR.parent.parent
-    return candidate if (candidate / "pyproject.toml").is_file() else None
-
-
-def default_cache_dir() -> Path:
-    """Return ``$AGENTLOG_KAFKA_CACHE`` or ``<repo root>/.cache/kafka/<kafka version>``."""
-    from_env = os.environ.get(CACHE_ENV_VAR)
-    if from_env:
-        return Path(from_env).expanduser().resolve()
-    root = repo_root()
-    base = root / ".cache" if root is not None else Path.home() / ".cache" / "agentlog"
-    return base / "kafka" / kafka_version()
-
-
-def _pom_digest(pom_path: Path) -> str:
-    return hashlib.sha256(pom_path.read_bytes()).hexdigest()
-
-
-def _tail_text(text: str, lines: int = LOG_TAIL_LINES) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-@contextlib.contextmanager
-def _file_lock(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def maven_command(output_dir: Path, pom_path: Path = POM_PATH, mvn: str = "mvn") -> list[str]:
-    """Return the Maven command that copies the broker's runtime jars into ``output_dir``."""
-    return [
-        mvn,
-        "-q",
-        "-B",
-        "-Dstyle.color=never",
-        "-f",
-        str(pom_path),
-        "dependency:copy-dependencies",
-        "-DincludeScope=runtime",
-        f"-DoutputDirectory={output_dir}",
-    ]
-
-
-def ensure_jars(cache_dir: Path | None = None, pom_path: Path = POM_PATH) -> Path:
-    """Fetch the broker's jars with Maven once (a marker records completion) and return the libs dir."""
-    cache_dir = (cache_dir or default_cache_dir()).resolve()
-    libs_dir = cache_dir / "libs"
-    marker = cache_dir / ".complete"
-    digest = _pom_digest(pom_path)
-    if marker.is_file() and marker.read_text().strip() == digest and libs_dir.is_dir():
-        return libs_dir
-    with _file_lock(cache_dir / ".lock"):
-        if marker.is_file() and marker.read_text().strip() == digest and libs_dir.is_dir():
-            return libs_dir
-        _fetch_jars(libs_dir, pom_path)
-        marker.write_text(digest + "\n")
-    return libs_dir
-
-
-def _fetch_jars(libs_dir: Path, pom_path: Path) -> None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise KafkaLauncherError("Maven ('mvn') is not on PATH: it is needed once to fetch the Kafka jars")
-    staging_dir = libs_dir.with_name(f"libs.partial-{os.getpid()}")
-    shutil.rmtree(staging_dir, ignore_errors=True)
-    command = maven_command(staging_dir, pom_path, mvn)
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=MAVEN_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise KafkaLauncherError(f"Maven timed out after {MAVEN_TIMEOUT_S:.0f} s: {shlex.join(command)}") from exc
-    if result.returncode != 0 or not any(staging_dir.glob("kafka_*.jar")):
-        shutil.rmtree(staging_dir, ignore_errors=True)
-        raise KafkaLauncherError(
-            f"Maven failed (exit {result.returncode}) fetching the Kafka jars.\n"
-            f"command: {shlex.join(command)}\n"
-            f"stdout tail:\n{_tail_text(result.stdout)}\n"
-            f"stderr tail:\n{_tail_text(result.stderr)}"
-        )
-    shutil.rmtree(libs_dir, ignore_errors=True)
-    staging_dir.rename(libs_dir)
-
-
-# --------------------------------------------------------------------------------------- processes
-
-
-def java_executable() -> str:
-    """Return ``$JAVA_HOME/bin/java`` when set, else ``java`` from PATH; raise if neither exists."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        raise KafkaLauncherError("'java' (17 or newer) is not on PATH and JAVA_HOME is not set")
-    return found
-
-
-def random_cluster_id() -> str:
-    """Return a fresh Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
-    while True:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
-        if not cluster_id.startswith("-"):  # Kafka's Uuid.randomUuid avoids ids that look like CLI flags
-            return cluster_id
-
-
-def free_ports(count: int, host: str = LOOPBACK_HOST) -> list[int]:
-    """Return ``count`` distinct TCP ports that were free on ``host`` a moment ago."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.bind((host, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def port_open(port: int, host: str = LOOPBACK_HOST, timeout_s: float = 0.5) -> bool:
-    """Return True when a TCP connection to ``host:port`` succeeds."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def _read_proc_stat_state(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rpartition(")")[2].split()[0]
-
-
-def pid_runs_node(pid: int, properties_path: Path) -> bool:
-    """Return True when ``pid`` is a live (not zombie) process started with ``properties_path``."""
-    if Path("/proc").is_dir():
-        state = _read_proc_stat_state(pid)
-        if state is None or state in {"Z", "X"}:
-            return False
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return False
-        return str(properties_path).encode() in cmdline
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Ask Linux to SIGKILL this child when its parent exits (runs in the child before exec)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def spawn_attached(command: Sequence[str], log: IO[bytes], cwd: Path) -> subprocess.Popen[bytes]:
-    """Start ``command`` as a child in its own session that Linux kills if this process dies."""
-    parent_pid = os.getpid()
-    return subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=cwd,
-        start_new_session=True,
-        preexec_fn=lambda: _die_with_parent(parent_pid),
-    )
-
-
-def spawn_detached(command: Sequence[str], log: IO[bytes], cwd: Path) -> int:
-    """Start ``command`` as a daemon (double fork, own session) that outlives this process; return its pid."""
-    read_fd, write_fd = os.pipe()
-    intermediate_pid = os.fork()
-    if intermediate_pid == 0:  # the intermediate child: start the daemon, report its pid, vanish
-        exit_code = 1
-        try:
-            os.close(read_fd)
-            proc = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
-            )
-            os.write(write_fd, str(proc.pid).encode("ascii"))
-            exit_code = 0
-        finally:
-            os._exit(exit_code)  # skips Popen.__del__: the daemon is re-parented, never waited for here
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as reader:
-        reported = reader.read()
-    os.waitpid(intermediate_pid, 0)
-    if not reported:
-        raise KafkaLauncherError(f"could not start a detached process: {shlex.join(command)}")
-    return int(reported)
-
-
-def _tail_file(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            data = handle.read()
-    except OSError as exc:
-        return f"<cannot read {path}: {exc}>"
-    return _tail_text(data.decode("utf-8", errors="replace"), lines)
-
-
-# ------------------------------------------------------------------------------------------- nodes
-
-
-@dataclass
-class KafkaNode:
-    """One KRaft node (broker and controller in one JVM) of a loopback cluster."""
-
-    node_id: int
-    client_port: int
-    controller_port: int
-    node_dir: Path
-    pid: int | None = None
-    log_offset: int = 0
-
-    @property
-    def properties_path(self) -> Path:
-        """Return the path of this node's server.properties."""
-        return self.node_dir / NODE_PROPERTIES_NAME
-
-    @property
-    def log_path(self) -> Path:
-        """Return the file that receives this node's stdout and stderr."""
-        return self.node_dir / NODE_LOG_NAME
-
-    @property
-    def data_dir(self) -> Path:
-        """Return this node's log.dirs (also its metadata log dir)."""
-        return self.node_dir / "data"
-
-
-def controller_quorum_voters(nodes: Sequence[KafkaNode]) -> str:
-    """Return the static ``controller.quorum.voters`` value for these nodes."""
-    return ",".join(f"{node.node_id}@{LOOPBACK_HOST}:{node.controller_port}" for node in nodes)
-
-
-def server_properties(node: KafkaNode, nodes: Sequence[KafkaNode]) -> dict[str, str]:
-    """Return the KRaft server.properties of ``node`` in a cluster of ``nodes``."""
-    count = len(nodes)
-    replication = min(3, count)
-    internal_min_isr = min(2, replication)
-    return {
-        "process.roles": "broker,controller",
-        "node.id": str(node.node_id),
-        "controller.quorum.voters": controller_quorum_voters(nodes),
-        "listeners": f"PLAINTEXT://{LOOPBACK_HOST}:{node.client_port},CONTROLLER://{LOOPBACK_HOST}:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{LOOPBACK_HOST}:{node.client_port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "log.dirs": str(node.data_dir),
-        "num.partitions": "1",
-        "default.replication.factor": str(replication),
-        "min.insync.replicas": "2" if count >= 3 else "1",
-        "unclean.leader.election.enable": "false",
-        "auto.create.topics.enable": "false",
-        "log.message.timestamp.type": "LogAppendTime",
-        "log.retention.ms": "-1",
-        "log.retention.bytes": "-1",
-        "group.initial.rebalance.delay.ms": "0",
-        "offsets.topic.replication.factor": str(replication),
-        # Fewer internal partitions than Kafka's default 50: far less work on a 2-core machine.
-        "offsets.topic.num.partitions": "10",
-        "transaction.state.log.replication.factor": str(replication),
-        "transaction.state.log.min.isr": str(internal_min_isr),
-        "transaction.state.log.num.partitions": "10",
-        "share.coordinator.state.topic.replication.factor": str(replication),
-        "share.coordinator.state.topic.min.isr": str(internal_min_isr),
-    }
-
-
-def render_properties(properties: Mapping[str, str]) -> str:
-    """Render a properties mapping as a Java .properties file body."""
-    lines = ["# Written by infra/kafka/launcher.py; regenerated by start_cluster."]
-    lines += [f"{key}={value}" for key, value in properties.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _java_base_command(java: str, libs_dir: Path, heap_mb: int) -> list[str]:
-    return [
-        java,
-        f"-Xms{heap_mb}m",
-        f"-Xmx{heap_mb}m",
-        "-XX:+UseG1GC",
-        "-XX:MaxGCPauseMillis=20",
-        "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={LOG4J_CONFIG_PATH}",
-        "-cp",
-        str(libs_dir / "*"),
-    ]
-
-
-def format_storage(
-    nodes: Sequence[KafkaNode], cluster_id: str, libs_dir: Path, timeout_s: float = FORMAT_TIMEOUT_S
-) -> None:
-    """Format every unformatted node's log dir with StorageTool, in parallel (static voters: no extra flags)."""
-    java = java_executable()
-    pending: list[tuple[KafkaNode, list[str], subprocess.Popen[str]]] = []
-    for node in nodes:
-        if (node.data_dir / "meta.properties").is_file():
-            continue
-        command = [
-            *_java_base_command(java, libs_dir, heap_mb=256),
-            STORAGE_TOOL_CLASS,
-            "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(node.properties_path),
-        ]
-        proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        pending.append((node, command, proc))
-    failures: list[str] = []
-    for node, command, proc in pending:
-        try:
-            output, _ = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
-        if proc.returncode != 0:
-            failures.append(f"node {node.node_id}: exit {proc.returncode}: {shlex.join(command)}\n{_tail_text(output)}")
-    if failures:
-        raise KafkaLauncherError("StorageTool format failed:\n" + "\n".join(failures))
 
 
 # ----------------------------------------------------------------------------------------- cluster
@@ -527,7 +184,7 @@ class KafkaCluster:
             raise KafkaLauncherError(f"node {index} is already running (pid {self.nodes[index].pid})")
         node = self.nodes[index]
         command = [
-            *_java_base_command(java_executable(), self.libs_dir, self.heap_mb),
+            *jvm_command(java_executable(), self.libs_dir, self.heap_mb),
             KAFKA_MAIN_CLASS,
             str(node.properties_path),
         ]
@@ -566,7 +223,7 @@ class KafkaCluster:
             code = proc.poll() if proc is not None else None
             parts.append(
                 f"--- node {index} (pid {node.pid}, exit code {code}, client port {node.client_port}, "
-                f"controller port {node.controller_port}) tail of {node.log_path}:\n{_tail_file(node.log_path)}"
+                f"controller port {node.controller_port}) tail of {node.log_path}:\n{tail_file(node.log_path)}"
             )
         return "\n".join(parts)
 

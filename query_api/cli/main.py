@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import click
 from eventlog.errors import LogError
 from eventlog.file import FileLog, verify_directory
 from eventlog.records import Record
+from eventlog.scan import scan
 from query_api.cli.audit import register as register_audit
 from query_api.cli.memory import register as register_memory
 from query_api.cli.replay import register as register_replay
@@ -20,6 +22,9 @@ from query_api.cli.timemachine import register as register_timemachine
 from query_api.cli.verbs import register
 
 __all__ = ["main"]
+
+#: Most records one read of `log dump` asks for.
+DUMP_BATCH_RECORDS = 10_000
 
 
 @click.group()
@@ -237,12 +242,14 @@ async def _dump(data_dir: Path, topic: str, partition: int, offset: int, limit: 
     log = await FileLog.open(data_dir, read_only=True)
     try:
         records: list[Record] = []
-        while len(records) < limit:
-            batch = await log.read(topic, partition, offset, max_records=min(limit - len(records), 10_000))
-            if not batch:
-                break
-            records.extend(batch)
-            offset = batch[-1].offset + 1
+        if limit < 1:
+            return records
+        batch_records = min(limit, DUMP_BATCH_RECORDS)
+        async with contextlib.aclosing(scan(log, topic, partition, offset, None, batch_records=batch_records)) as found:
+            async for record in found:
+                records.append(record)
+                if len(records) == limit:
+                    break
         return records
     finally:
         await log.close()

@@ -29,7 +29,8 @@ import httpx
 
 from agentlog._calls import Call
 from agentlog.client import AgentlogClient
-from agentlog.replay import CASSETTE_LIMIT, cassette_call, fetch_cassette_sync, replay_run, replay_run_sync
+from agentlog.replay import cassette_call, fetch_cassette_sync, replay_run, replay_run_sync
+from agentlog.replay.cassette import CASSETTE_LIMIT
 from eventlog.base import EventLog
 from eventlog.errors import LogError
 from projections.cut import CutError, parse_token

@@ -1,4 +1,4 @@
-"""The query DSL: operators, type ordering, sort, projection, cursors and clear errors."""
+"""The query DSL: sort, projection, cursors and clear errors."""
 
 from __future__ import annotations
 
@@ -9,126 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.query_dsl import Query, QueryError, QueryPlan, json_equal, sort_key
+from projections.query_dsl import Query, QueryError, QueryPlan, sort_key
 from projections.records import RecordView
-
-
-def doc(key: str, value: Any = None, metadata: dict[str, Any] | None = None, version: int = 1) -> RecordView:
-    """A document as the records model stores it."""
-    return RecordView(key, value, version, metadata or {}, 10, 20 + version, "a1", "a2", None)
-
-
-def run(documents: list[RecordView], **query: Any) -> tuple[list[dict[str, Any]], str | None]:
-    """Run a query over `documents` (given in key order) and return the page and cursor."""
-    return QueryPlan(Query(**query)).execute(sorted(documents, key=lambda document: document.key))
-
-
-def keys(documents: list[RecordView], **query: Any) -> list[str]:
-    """The keys a query returns."""
-    return [item["key"] for item in run(documents, **query)[0]]
-
-
-DOCS = [
-    doc("a", {"status": "open", "n": 1, "tags": ["x", "y"], "owner": None}, {"team": "red"}),
-    doc("b", {"status": "done", "n": 2.5, "tags": ["y"]}, {"team": "blue"}, version=3),
-    doc("c", {"status": "open", "n": "7", "nested": {"deep": [10, {"k": "v"}]}}),
-    doc("d", {"status": "open", "n": 10, "flag": True}),
-    doc("e", "plain string"),
-]
-
-
-# -- operators ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("filter_", "expected"),
-    [
-        ({}, ["a", "b", "c", "d", "e"]),
-        ({"value.status": "open"}, ["a", "c", "d"]),
-        ({"value.status": {"$eq": "open"}, "metadata.team": "red"}, ["a"]),
-        ({"value.status": {"$ne": "open"}}, ["b", "e"]),
-        ({"value.n": {"$gt": 1}}, ["b", "d"]),
-        ({"value.n": {"$gte": 1, "$lt": 10}}, ["a", "b"]),
-        ({"value.n": {"$lte": 2.5}}, ["a", "b"]),
-        ({"value.n": {"$gt": "5"}}, ["c"]),
-        ({"value.n": {"$in": [1, "7"]}}, ["a", "c"]),
-        ({"value.n": {"$nin": [1, "7"]}}, ["b", "d", "e"]),
-        ({"value.n": 1.0}, ["a"]),
-        ({"value.flag": 1}, []),
-        ({"value.flag": True}, ["d"]),
-        ({"value.tags": "y"}, ["a", "b"]),
-        ({"value.tags": ["y"]}, ["b"]),
-        ({"value.tags": {"$in": ["x"]}}, ["a"]),
-        ({"value.owner": None}, ["a"]),
-        ({"value.owner": {"$exists": True}}, ["a"]),
-        ({"value.owner": {"$exists": False}}, ["b", "c", "d", "e"]),
-        ({"value.nested.deep.1.k": "v"}, ["c"]),
-        ({"value.nested.deep.0": {"$gte": 10}}, ["c"]),
-        ({"value.nested.deep.5": {"$exists": True}}, []),
-        ({"value.nested": {"deep": [10.0, {"k": "v"}]}}, ["c"]),
-        ({"value": {"$prefix": "plain"}}, ["e"]),
-        ({"value.status": {"$prefix": "do"}}, ["b"]),
-        ({"key": {"$in": ["a", "e"]}}, ["a", "e"]),
-        ({"version": {"$gt": 1}}, ["b"]),
-        ({"updated_at_ms": 23}, ["b"]),
-        ({"created_by": "a1", "expires_at_ms": None}, ["a", "b", "c", "d", "e"]),
-        ({"$or": [{"value.n": 1}, {"metadata.team": "blue"}]}, ["a", "b"]),
-        ({"$and": [{"value.status": "open"}, {"$or": [{"value.n": {"$gt": 5}}, {"key": "a"}]}]}, ["a", "d"]),
-    ],
-)
-def test_filter_operators(filter_: dict[str, Any], expected: list[str]) -> None:
-    assert keys(DOCS, filter=filter_) == expected
-
-
-def test_comparisons_never_cross_type_classes() -> None:
-    values: list[Any] = [None, False, 0, "0", [], {}]
-    mixed = [doc(str(n), value) for n, value in enumerate(values)]
-    assert keys(mixed, filter={"value": {"$gte": None}}) == ["0"]
-    assert keys(mixed, filter={"value": {"$gte": False}}) == ["1"]
-    assert keys(mixed, filter={"value": {"$gte": 0}}) == ["2"]
-    assert keys(mixed, filter={"value": {"$lt": "a"}}) == ["3"]
-    assert keys(mixed, filter={"value": {"$gte": []}}) == ["4"]
-    assert keys(mixed, filter={"value": {"$lte": {"z": 1}}}) == ["5"]
-
-
-def test_json_equality() -> None:
-    assert json_equal(1, 1.0)
-    assert not json_equal(True, 1)
-    assert not json_equal(0, False)
-    assert json_equal({"a": 1, "b": [1, 2]}, {"b": [1.0, 2], "a": 1})
-    assert not json_equal([1, 2], [2, 1])
-    assert not json_equal(None, 0)
-
-
-def test_type_order_is_total_and_mongo_like() -> None:
-    ordered = [
-        None,
-        False,
-        True,
-        -1,
-        0,
-        1.5,
-        2,
-        "",
-        "a",
-        "ab",
-        "b",
-        [],
-        [0],
-        [0, 0],
-        [1],
-        {},
-        {"a": 1},
-        {"a": 2},
-        {"b": 0},
-    ]
-    assert sorted(ordered[::-1], key=sort_key) == ordered
-    assert sort_key(1) == sort_key(1.0)
-    with pytest.raises(QueryError):
-        sort_key(float("nan"))
-    with pytest.raises(QueryError):
-        sort_key((1, 2))
-
+from tests.projections.query_documents import DOCS, doc, keys, run
 
 # -- errors ---------------------------------------------------------------------------------------
 
