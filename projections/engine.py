@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from commands import CommandError, Envelope, decode_record, partition_key
 from eventlog.base import EventLog
@@ -131,6 +131,8 @@ class Engine:
         self._tasks: list[asyncio.Task[None]] = []
         self._advanced = asyncio.Event()
         self.error: BaseException | None = None
+        #: Called with each record and its outcome right after it is applied, on the loop (keep them cheap).
+        self.observers: list[Callable[[Record, Outcome], None]] = []
 
     @property
     def applied(self) -> list[int]:
@@ -152,7 +154,9 @@ class Engine:
                 if not records:
                     break
                 for record in records:
-                    self.state.apply_record(record)
+                    outcome = self.state.apply_record(record)
+                    for observe in self.observers:
+                        observe(record, outcome)
         self._notify()
 
     def start(self) -> None:
@@ -181,7 +185,9 @@ class Engine:
                     wait_ms=TAIL_WAIT_MS,
                 )
                 for record in records:
-                    self.state.apply_record(record)
+                    outcome = self.state.apply_record(record)
+                    for observe in self.observers:
+                        observe(record, outcome)
                 if records:
                     self._notify()
         except asyncio.CancelledError:

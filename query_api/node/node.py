@@ -23,6 +23,7 @@ from projections.processors import LogProcessors, default_processors, sweep_expi
 from projections.records import RecordsModel
 from projections.snapshot import SnapshotError, list_snapshots, load_snapshot, write_snapshot
 from query_api.node.branches import MAIN, Branch, Branches
+from query_api.node.hub import Hub
 from query_api.settings import Settings
 
 __all__ = ["Node", "NotApplied", "TokenAhead", "WriteResult", "open_topic"]
@@ -84,6 +85,7 @@ class Node:
         self.started_at_ms = int(time.time() * 1000)
         self.processors: LogProcessors | None = None
         self.branches = Branches(log, settings.topic, engine, self.producer, self.snapshot_dir)
+        self.hub = Hub(log, settings.topic, engine, settings.subscriber_queue_frames)
 
     @classmethod
     async def start(cls, settings: Settings) -> Node:
@@ -113,6 +115,7 @@ class Node:
                 await task
         if self.processors is not None:
             await self.processors.stop()
+        self.hub.close()
         await self.branches.close()
         await self.engine.stop()
         await self.log.close()

@@ -100,8 +100,8 @@ def file_settings(root: Path, **overrides: object) -> Settings:
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """Run a node for `settings` on a free loopback port; yields its base URL, stops it on exit."""
+def serve(settings: Settings, *, websockets: bool = False) -> Iterator[str]:
+    """Run a node for `settings` on a free loopback port (WebSockets too if asked); yields its base URL."""
     config = uvicorn.Config(
         create_app(settings),
         host="127.0.0.1",
@@ -110,7 +110,7 @@ def serve(settings: Settings) -> Iterator[str]:
         log_config=None,
         log_level="warning",
         access_log=False,
-        ws="none",
+        ws="websockets-sansio" if websockets else "none",
         timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT_S),
     )
     server = uvicorn.Server(config)

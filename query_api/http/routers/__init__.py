@@ -2,9 +2,10 @@
 
 from fastapi import APIRouter
 
-from query_api.http.routers import branches, coordination, kv, runs, system, timeline, vectors
+from query_api.http.routers import branches, coordination, kv, runs, system, timeline, vectors, watch
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [system.router, kv.router, coordination.router, runs.router, vectors.router, branches.router]
 ROUTERS.append(timeline.router)
+ROUTERS.append(watch.router)
