@@ -16,6 +16,7 @@ from eventlog.records import Record
 from query_api.cli.replay import register as register_replay
 from query_api.cli.timemachine import register as register_timemachine
 from query_api.cli.verbs import register
+from query_api.cli.watch import register as register_watch
 
 __all__ = ["main"]
 
@@ -29,6 +30,7 @@ def main() -> None:
 register(main)
 register_timemachine(main)
 register_replay(main)
+register_watch(main)
 
 
 @main.command()

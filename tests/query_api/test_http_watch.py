@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from click.testing import CliRunner
 from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
@@ -23,6 +24,7 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.uri import parse_uri
 
 from agentlog.watch import Watch
+from query_api.cli.main import main
 from query_api.settings import Settings
 from tests.query_api.http_node import CLIENT_TIMEOUT_S, memory_settings, serve
 
@@ -337,3 +339,14 @@ def test_sse_stream_pushes_and_resumes_by_last_event_id(base_url: str) -> None:
     seen = {(f["position"]["partition"], f["position"]["offset"]) for f in got}
     assert expected <= seen
     assert len(seen) == 7
+
+
+def test_cli_watch_streams_json_lines(base_url: str) -> None:
+    positions = write_all(base_url, [("cli", f"k{i}") for i in range(3)] + [("not-this", "x")])
+    result = CliRunner().invoke(main, ["watch", "--url", base_url, "--namespace", "cli", "--after", "", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    lines = [orjson.loads(line) for line in result.output.splitlines()]
+    assert {(line["partition"], line["offset"]) for line in lines} == {
+        value for key, value in positions.items() if key[0] == "cli"
+    }
+    assert all(line["command_type"] == "kv.put" for line in lines)
