@@ -11,6 +11,7 @@ from commands.fields import ScopedCommand
 from commands.kv import KvBatchPut, KvClear, KvDelete, KvExpire, KvPut, NamespaceConfig
 from commands.runs import EventAppend, RunBegin, RunEnd, TraceRecord
 from commands.state import LockAcquire, LockRelease, LockRenew, StateCas
+from commands.tasks import TaskClaim, TaskComplete, TaskEnqueue, TaskFail
 from commands.txn import Txn
 from commands.vectors import CollectionCreate, VectorDelete, VectorUpsert
 
@@ -41,6 +42,10 @@ _ClientUnion = (
     | CollectionCreate
     | VectorUpsert
     | VectorDelete
+    | TaskEnqueue
+    | TaskClaim
+    | TaskComplete
+    | TaskFail
 )
 
 #: Any command, tagged by `type` (what the log carries and projections decode).
@@ -74,6 +79,10 @@ _CLASSES: tuple[type[ScopedCommand], ...] = (
     CollectionCreate,
     VectorUpsert,
     VectorDelete,
+    TaskEnqueue,
+    TaskClaim,
+    TaskComplete,
+    TaskFail,
 )
 
 #: Every command class by its `type` name.

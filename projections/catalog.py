@@ -7,6 +7,7 @@ from projections.model import ReadModel
 from projections.records import RecordsModel
 from projections.runs import RunsModel
 from projections.state import StateModel
+from projections.tasks import TasksModel
 from projections.traces import TracesModel
 from projections.txn import TxnModel
 from projections.vectors import VectorsModel
@@ -19,7 +20,7 @@ def build_models() -> list[ReadModel]:
     records = RecordsModel()
     state = StateModel()
     runs = RunsModel()
-    return [records, state, TxnModel(records, state), runs, TracesModel(runs), VectorsModel()]
+    return [records, state, TxnModel(records, state), runs, TracesModel(runs), VectorsModel(), TasksModel()]
 
 
 def new_state(partitions: int) -> EngineState:

@@ -19,6 +19,7 @@ REJECT_REASONS = (
     "invalid",
     "lock_held",
     "run_closed",
+    "lease_expired",
 )
 
 

@@ -35,6 +35,7 @@ from commands import (
     VectorUpsert,
 )
 from commands.runs import TRACE_KINDS
+from commands.tasks import PRIORITY_MAX, PRIORITY_MIN, TaskClaim, TaskComplete, TaskEnqueue, TaskFail
 
 __all__ = [
     "COMMANDS",
@@ -152,6 +153,12 @@ COMMANDS: dict[str, st.SearchStrategy[Any]] = {
     ),
     "vector.upsert": st.builds(VectorUpsert, collection=ids, id=keys, embedding=embeddings, metadata=metadata),
     "vector.delete": st.builds(VectorDelete, collection=ids, id=keys),
+    "task.enqueue": st.builds(
+        TaskEnqueue, task_id=ids, payload=json_values, priority=st.integers(PRIORITY_MIN, PRIORITY_MAX)
+    ),
+    "task.claim": st.builds(TaskClaim, worker=ids, lease_s=st.integers(1, 3_600)),
+    "task.complete": st.builds(TaskComplete, task_id=ids, claim=positive, result=json_values),
+    "task.fail": st.builds(TaskFail, task_id=ids, claim=positive, error=st.text(max_size=20), requeue=st.booleans()),
 }
 
 assert set(COMMANDS) == set(COMMAND_TYPES), "every command type needs a strategy"

@@ -17,6 +17,7 @@ from commands import (
     embedding_bytes,
     stamp,
 )
+from commands.tasks import TaskClaim, TaskComplete, TaskEnqueue, TaskFail
 
 TENANTS = ("acme", "globex")
 NAMESPACES = ("default", "cache:api", "files:repo", "notes")
@@ -59,8 +60,10 @@ def _random_command(rng: random.Random, index: int) -> Envelope:
             caller,
             namespace=namespace,
         )
-    if roll < 0.9:
+    if roll < 0.8:
         return stamp(EventAppend(event_type="step", payload={"i": index}), caller, run_id=f"run-{rng.randrange(4)}")
+    if roll < 0.9:
+        return _random_task_command(rng, index, caller, namespace)
     vector = [rng.uniform(-1, 1) for _ in range(8)]
     return stamp(
         VectorUpsert(
@@ -68,4 +71,22 @@ def _random_command(rng: random.Random, index: int) -> Envelope:
         ),
         caller,
         namespace=namespace,
+    )
+
+
+def _random_task_command(rng: random.Random, index: int, caller: Caller, namespace: str) -> Envelope:
+    """Task queue traffic: enqueues, claims with short leases (so some go stale), completes and fails."""
+    roll = rng.random()
+    task_id = f"t{rng.randrange(60)}"
+    if roll < 0.4:
+        return stamp(
+            TaskEnqueue(task_id=task_id, payload={"i": index}, priority=rng.randrange(3)), caller, namespace=namespace
+        )
+    if roll < 0.7:
+        return stamp(TaskClaim(worker=caller.agent_id or "w", lease_s=1), caller, namespace=namespace)
+    claim = rng.randrange(1, 3)
+    if roll < 0.9:
+        return stamp(TaskComplete(task_id=task_id, claim=claim, result=index), caller, namespace=namespace)
+    return stamp(
+        TaskFail(task_id=task_id, claim=claim, error="boom", requeue=rng.random() < 0.5), caller, namespace=namespace
     )
