@@ -14,6 +14,7 @@ from eventlog.errors import LogError
 from eventlog.file import FileLog, verify_directory
 from eventlog.records import Record
 from query_api.cli.replay import register as register_replay
+from query_api.cli.tasks import register as register_tasks
 from query_api.cli.timemachine import register as register_timemachine
 from query_api.cli.verbs import register
 from query_api.cli.watch import register as register_watch
@@ -31,6 +32,7 @@ register(main)
 register_timemachine(main)
 register_replay(main)
 register_watch(main)
+register_tasks(main)
 
 
 @main.command()

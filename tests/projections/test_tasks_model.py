@@ -49,10 +49,12 @@ def test_a_stale_claim_returns_after_its_lease_in_log_time() -> None:
     queue = Queue()
     queue.apply(TaskEnqueue(task_id="t", payload={"x": 1}), at=0)
     first = queue.claim("w1", at=1_000, lease_s=5)
-    assert first is not None and first["lease_until_ms"] == 6_000
+    assert first is not None
+    assert first["lease_until_ms"] == 6_000
     assert queue.claim("w2", at=5_999) is None  # still leased
     second = queue.claim("w2", at=6_000)
-    assert second is not None and (second["task_id"], second["worker"], second["claim"]) == ("t", "w2", 2)
+    assert second is not None
+    assert (second["task_id"], second["worker"], second["claim"]) == ("t", "w2", 2)
     with pytest.raises(Rejected) as stale:
         queue.apply(TaskComplete(task_id="t", claim=1, result="late"), at=6_001)
     assert stale.value.reason == "version_conflict"
@@ -83,10 +85,12 @@ def test_fail_requeues_or_ends_the_task() -> None:
     queue.apply(TaskEnqueue(task_id="a", priority=1), at=0)
     queue.apply(TaskEnqueue(task_id="b"), at=0)
     claimed = queue.claim(at=10)
-    assert claimed is not None and claimed["task_id"] == "a"
+    assert claimed is not None
+    assert claimed["task_id"] == "a"
     queue.apply(TaskFail(task_id="a", claim=1, error="flaky", requeue=True), at=20)
     again = queue.claim(at=30)
-    assert again is not None and (again["task_id"], again["claim"], again["error"]) == ("a", 2, "flaky")
+    assert again is not None
+    assert (again["task_id"], again["claim"], again["error"]) == ("a", 2, "flaky")
     ended = queue.apply(TaskFail(task_id="a", claim=2, error="broken"), at=40)["task"]
     assert ended["status"] == "failed"
     with pytest.raises(Rejected) as not_claimed:

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from query_api.http.routers import branches, coordination, kv, runs, system, timeline, vectors, watch
+from query_api.http.routers import branches, coordination, kv, runs, system, tasks, timeline, vectors, watch
 
 __all__ = ["ROUTERS"]
 
 ROUTERS: list[APIRouter] = [system.router, kv.router, coordination.router, runs.router, vectors.router, branches.router]
 ROUTERS.append(timeline.router)
 ROUTERS.append(watch.router)
+ROUTERS.append(tasks.router)
