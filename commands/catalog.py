@@ -8,6 +8,15 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from commands.errors import CommandError, from_validation_errors
 from commands.fields import ScopedCommand
+from commands.hive import (
+    AgentHeartbeat,
+    AgentRegister,
+    ChannelCreate,
+    ChannelShare,
+    ChannelSubscribe,
+    ProposalCreate,
+    ProposalVote,
+)
 from commands.kv import KvBatchPut, KvClear, KvDelete, KvExpire, KvPut, NamespaceConfig
 from commands.runs import EventAppend, RunBegin, RunEnd, TraceRecord
 from commands.state import LockAcquire, LockRelease, LockRenew, StateCas
@@ -46,6 +55,13 @@ _ClientUnion = (
     | TaskClaim
     | TaskComplete
     | TaskFail
+    | ChannelCreate
+    | ChannelSubscribe
+    | ChannelShare
+    | AgentRegister
+    | AgentHeartbeat
+    | ProposalCreate
+    | ProposalVote
 )
 
 #: Any command, tagged by `type` (what the log carries and projections decode).
@@ -83,6 +99,13 @@ _CLASSES: tuple[type[ScopedCommand], ...] = (
     TaskClaim,
     TaskComplete,
     TaskFail,
+    ChannelCreate,
+    ChannelSubscribe,
+    ChannelShare,
+    AgentRegister,
+    AgentHeartbeat,
+    ProposalCreate,
+    ProposalVote,
 )
 
 #: Every command class by its `type` name.

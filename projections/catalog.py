@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from projections.engine import EngineState
+from projections.hive import AgentsModel, ChannelsModel, ProposalsModel
 from projections.model import ReadModel
 from projections.records import RecordsModel
 from projections.runs import RunsModel
@@ -20,7 +21,8 @@ def build_models() -> list[ReadModel]:
     records = RecordsModel()
     state = StateModel()
     runs = RunsModel()
-    return [records, state, TxnModel(records, state), runs, TracesModel(runs), VectorsModel(), TasksModel()]
+    coordination: list[ReadModel] = [TasksModel(), ChannelsModel(), AgentsModel(), ProposalsModel()]
+    return [records, state, TxnModel(records, state), runs, TracesModel(runs), VectorsModel(), *coordination]
 
 
 def new_state(partitions: int) -> EngineState:

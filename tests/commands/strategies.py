@@ -34,6 +34,15 @@ from commands import (
     VectorDelete,
     VectorUpsert,
 )
+from commands.hive import (
+    AgentHeartbeat,
+    AgentRegister,
+    ChannelCreate,
+    ChannelShare,
+    ChannelSubscribe,
+    ProposalCreate,
+    ProposalVote,
+)
 from commands.runs import TRACE_KINDS
 from commands.tasks import PRIORITY_MAX, PRIORITY_MIN, TaskClaim, TaskComplete, TaskEnqueue, TaskFail
 
@@ -109,9 +118,7 @@ COMMANDS: dict[str, st.SearchStrategy[Any]] = {
     "kv.delete": st.builds(KvDelete, key=keys, if_version=st.none() | versions),
     "kv.batch_put": st.builds(KvBatchPut, items=st.lists(_kv_items, min_size=1, max_size=4).map(_unique_items)),
     "kv.clear": st.just(KvClear()),
-    "ns.config": st.builds(
-        NamespaceConfig, json_schema=st.none() | st.just({"type": "object"}), default_ttl_s=ttls
-    ),
+    "ns.config": st.builds(NamespaceConfig, json_schema=st.none() | st.just({"type": "object"}), default_ttl_s=ttls),
     "kv.expire": st.builds(KvExpire, key=keys, expected_version=positive),
     "state.cas": st.builds(StateCas, name=keys, expected_version=versions, value=json_values),
     "lock.acquire": st.builds(LockAcquire, name=keys, holder=ids, ttl_s=st.integers(1, 60)),
@@ -126,9 +133,7 @@ COMMANDS: dict[str, st.SearchStrategy[Any]] = {
         preconditions=st.lists(_preconditions, max_size=3),
     ),
     "run.begin": st.builds(RunBegin, name=st.none() | keys, metadata=metadata, parent_run_id=st.none() | ids),
-    "run.end": st.builds(
-        RunEnd, status=st.sampled_from(["succeeded", "failed", "cancelled"]), result=json_values
-    ),
+    "run.end": st.builds(RunEnd, status=st.sampled_from(["succeeded", "failed", "cancelled"]), result=json_values),
     "event.append": st.builds(
         EventAppend,
         event_type=ids,
@@ -158,6 +163,25 @@ COMMANDS: dict[str, st.SearchStrategy[Any]] = {
     ),
     "task.claim": st.builds(TaskClaim, worker=ids, lease_s=st.integers(1, 3_600)),
     "task.complete": st.builds(TaskComplete, task_id=ids, claim=positive, result=json_values),
+    "channel.create": st.builds(
+        ChannelCreate, visibility=st.sampled_from(["public", "private"]), description=st.text(max_size=20)
+    ),
+    "channel.subscribe": st.just(ChannelSubscribe()),
+    "channel.share": st.builds(
+        ChannelShare, kind=ids, ref=st.text(min_size=1, max_size=20), note=st.text(max_size=20), data=json_values
+    ),
+    "agent.register": st.builds(
+        AgentRegister,
+        name=st.text(min_size=1, max_size=20),
+        agent_type=ids,
+        capabilities=st.lists(ids, max_size=3),
+        metadata=metadata,
+    ),
+    "agent.heartbeat": st.builds(AgentHeartbeat, busy=st.booleans()),
+    "proposal.create": st.builds(
+        ProposalCreate, proposal_id=ids, title=st.text(min_size=1, max_size=20), quorum=positive
+    ),
+    "proposal.vote": st.builds(ProposalVote, proposal_id=ids, vote=st.sampled_from(["yes", "no"])),
     "task.fail": st.builds(TaskFail, task_id=ids, claim=positive, error=st.text(max_size=20), requeue=st.booleans()),
 }
 

@@ -17,6 +17,15 @@ from commands import (
     embedding_bytes,
     stamp,
 )
+from commands.hive import (
+    AgentHeartbeat,
+    AgentRegister,
+    ChannelCreate,
+    ChannelShare,
+    ChannelSubscribe,
+    ProposalCreate,
+    ProposalVote,
+)
 from commands.tasks import TaskClaim, TaskComplete, TaskEnqueue, TaskFail
 
 TENANTS = ("acme", "globex")
@@ -62,8 +71,10 @@ def _random_command(rng: random.Random, index: int) -> Envelope:
         )
     if roll < 0.8:
         return stamp(EventAppend(event_type="step", payload={"i": index}), caller, run_id=f"run-{rng.randrange(4)}")
-    if roll < 0.9:
+    if roll < 0.85:
         return _random_task_command(rng, index, caller, namespace)
+    if roll < 0.9:
+        return _random_hive_command(rng, index, caller, namespace)
     vector = [rng.uniform(-1, 1) for _ in range(8)]
     return stamp(
         VectorUpsert(
@@ -90,3 +101,23 @@ def _random_task_command(rng: random.Random, index: int, caller: Caller, namespa
     return stamp(
         TaskFail(task_id=task_id, claim=claim, error="boom", requeue=rng.random() < 0.5), caller, namespace=namespace
     )
+
+
+def _random_hive_command(rng: random.Random, index: int, caller: Caller, namespace: str) -> Envelope:
+    """Channels, agents and proposals, some bound to be rejected (unknown channel, double vote)."""
+    roll = rng.random()
+    if roll < 0.1:
+        return stamp(ChannelCreate(visibility=rng.choice(["public", "private"])), caller, namespace=namespace)
+    if roll < 0.2:
+        return stamp(ChannelSubscribe(), caller, namespace=namespace)
+    if roll < 0.4:
+        return stamp(ChannelShare(kind="kv", ref=f"k{index}", note="n"), caller, namespace=namespace)
+    if roll < 0.5:
+        return stamp(AgentRegister(name=caller.agent_id or "a", capabilities=["x"]), caller, namespace="agents")
+    if roll < 0.65:
+        return stamp(AgentHeartbeat(busy=rng.random() < 0.5), caller, namespace="agents")
+    if roll < 0.75:
+        proposal = ProposalCreate(proposal_id=f"p{rng.randrange(5)}", title="t", quorum=rng.randrange(1, 3))
+        return stamp(proposal, caller, namespace=namespace)
+    vote = ProposalVote(proposal_id=f"p{rng.randrange(5)}", vote=rng.choice(["yes", "no"]))
+    return stamp(vote, caller, namespace=namespace)
