@@ -37,12 +37,13 @@ FILTER_TERMS_MAX = 100
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """What a subscriber wants: its tenant, then any of runs, namespaces, (namespace, key prefix); none = all."""
+    """What a subscriber wants: its tenant, then any of runs, namespaces, (namespace, prefix), channels; none = all."""
 
     tenant: str
     runs: frozenset[str] = frozenset()
     namespaces: frozenset[str] = frozenset()
     prefixes: tuple[tuple[str, str], ...] = ()
+    channels: frozenset[str] = frozenset()
     include_rejected: bool = False
 
     def matches(self, envelope: Envelope, status: str | None) -> bool:
@@ -51,7 +52,7 @@ class Filter:
             return False
         if status == "rejected" and not self.include_rejected:
             return False
-        if not (self.runs or self.namespaces or self.prefixes):
+        if not (self.runs or self.namespaces or self.prefixes or self.channels):
             return True
         if envelope.run_id in self.runs:
             return True
@@ -59,6 +60,8 @@ class Filter:
         if namespace is None:
             return False
         if namespace in self.namespaces:
+            return True
+        if namespace in self.channels and envelope.type.startswith("channel."):
             return True
         if self.prefixes:
             keys = command_keys(envelope)

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from query_api.http.routers import branches, coordination, kv, runs, system, tasks, timeline, vectors, watch
+from query_api.http.routers import branches, coordination, hive, kv, runs, system, tasks, timeline, vectors, watch
 
 __all__ = ["ROUTERS"]
 
@@ -10,3 +10,4 @@ ROUTERS: list[APIRouter] = [system.router, kv.router, coordination.router, runs.
 ROUTERS.append(timeline.router)
 ROUTERS.append(watch.router)
 ROUTERS.append(tasks.router)
+ROUTERS.append(hive.router)

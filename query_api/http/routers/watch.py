@@ -1,6 +1,7 @@
 """Subscriptions: WebSocket `/v1/ws` and SSE `/v1/events/stream` push what the node applies.
 
-Both take the same query: `run`, `namespace`, `prefix` (`namespace/key-prefix`), each repeatable
+Both take the same query: `run`, `namespace`, `prefix` (`namespace/key-prefix`), `channel` (its
+`channel.*` records), each repeatable
 (none: everything of the caller's tenant), `after` (a cut to resume from: every matching record at
 or past it is sent, once) and `include_rejected`. The first message is `{"type": "subscribed",
 "cursor": ...}`; every record frame carries its position. A subscriber too slow for its bounded queue
@@ -51,14 +52,15 @@ def parse_subscription(
     prefixes: list[str],
     after: str | None,
     include_rejected: bool,
+    channels: list[str] = [],  # noqa: B006 - read only
 ) -> tuple[Filter, dict[int, int] | None]:
     """The filter and resume cut of a subscription query; ApiProblem 400 when malformed."""
-    if len(runs) + len(namespaces) + len(prefixes) > FILTER_TERMS_MAX:
+    if len(runs) + len(namespaces) + len(prefixes) + len(channels) > FILTER_TERMS_MAX:
         detail = f"a subscription names at most {FILTER_TERMS_MAX} runs, namespaces and prefixes"
         raise ApiProblem(400, "invalid", detail)
     pairs: list[tuple[str, str]] = []
     try:
-        for namespace in namespaces:
+        for namespace in [*namespaces, *channels]:
             check_namespace(namespace)
         for run in runs:
             check_key(run, "run")
@@ -76,7 +78,10 @@ def parse_subscription(
             cut = parse_token(after, len(node.engine.applied))
         except CutError as error:
             raise ApiProblem(400, "invalid_token", str(error)) from error
-    return Filter(caller.tenant, frozenset(runs), frozenset(namespaces), tuple(pairs), include_rejected), cut
+    subscription = Filter(
+        caller.tenant, frozenset(runs), frozenset(namespaces), tuple(pairs), frozenset(channels), include_rejected
+    )
+    return subscription, cut
 
 
 async def _check_reachable(node: Node, cut: dict[int, int] | None) -> None:
@@ -102,6 +107,7 @@ async def websocket_subscribe(
     run: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies list defaults
     namespace: Annotated[list[str], Query()] = [],  # noqa: B006
     prefix: Annotated[list[str], Query()] = [],  # noqa: B006
+    channel: Annotated[list[str], Query()] = [],  # noqa: B006
     after: Annotated[str | None, Query(max_length=QUERY_CUT_CHARS_MAX)] = None,
     include_rejected: bool = False,
 ) -> None:
@@ -118,7 +124,7 @@ async def websocket_subscribe(
             headers.get("x-agent-id"),
             headers.get("x-tool-id"),
         )
-        filter, cut = parse_subscription(caller, node, run, namespace, prefix, after, include_rejected)
+        filter, cut = parse_subscription(caller, node, run, namespace, prefix, after, include_rejected, channel)
         await _check_reachable(node, cut)
         subscriber = _subscribe(node.hub, filter, cut)
     except (AuthError, ApiProblem) as error:
@@ -176,6 +182,7 @@ async def sse_subscribe(
     run: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies list defaults
     namespace: Annotated[list[str], Query()] = [],  # noqa: B006
     prefix: Annotated[list[str], Query()] = [],  # noqa: B006
+    channel: Annotated[list[str], Query()] = [],  # noqa: B006
     after: Annotated[str | None, Query(max_length=QUERY_CUT_CHARS_MAX)] = None,
     include_rejected: bool = False,
     last_event_id: Annotated[str | None, Header(max_length=QUERY_CUT_CHARS_MAX)] = None,
@@ -185,7 +192,7 @@ async def sse_subscribe(
     Outside the OpenAPI document (like the WebSocket): an endless stream is no request/response pair.
     """
     filter, cut = parse_subscription(
-        caller, node, run, namespace, prefix, after if after is not None else last_event_id, include_rejected
+        caller, node, run, namespace, prefix, after if after is not None else last_event_id, include_rejected, channel
     )
     await _check_reachable(node, cut)
     subscriber = _subscribe(node.hub, filter, cut)
