@@ -76,6 +76,7 @@ class Watch:
         runs: Iterable[str] = (),
         namespaces: Iterable[str] = (),
         prefixes: Iterable[str] = (),
+        channels: Iterable[str] = (),
         after: str | None = None,
         include_rejected: bool = False,
         tenant: str | None = None,
@@ -88,6 +89,7 @@ class Watch:
         self._query: list[tuple[str, str]] = [("run", run) for run in runs]
         self._query += [("namespace", namespace) for namespace in namespaces]
         self._query += [("prefix", prefix) for prefix in prefixes]
+        self._query += [("channel", channel) for channel in channels]
         if include_rejected:
             self._query.append(("include_rejected", "true"))
         self._headers = {

@@ -13,6 +13,7 @@ import click
 from eventlog.errors import LogError
 from eventlog.file import FileLog, verify_directory
 from eventlog.records import Record
+from query_api.cli.hive import register as register_hive
 from query_api.cli.replay import register as register_replay
 from query_api.cli.tasks import register as register_tasks
 from query_api.cli.timemachine import register as register_timemachine
@@ -33,6 +34,7 @@ register_timemachine(main)
 register_replay(main)
 register_watch(main)
 register_tasks(main)
+register_hive(main)
 
 
 @main.command()
