@@ -251,7 +251,7 @@ def main() -> None:
         ours, theirs = agentlog_row["send→frame p99 ms"], redis_row["send→frame p99 ms"]
         if isinstance(ours, float) and isinstance(theirs, float) and theirs > 0:
             print(
-                f"\n{agentlog_row['subscribers']} subscribers: send→frame p99 agentlog / Redis = {ours / theirs:.2f}×"
+                f"\n{agentlog_row['subscribers']} subscribers: send→frame p99 agentlog / Redis = {ours / theirs:.2f}x"
             )
 
 
