@@ -114,15 +114,16 @@ def agents() -> None:
 def agents_register(client: AgentlogClient, name: str, agent_type: str, capabilities: tuple[str, ...]) -> None:
     """Register the calling agent (--agent-id) as NAME."""
     body = {"name": name, "agent_type": agent_type, "capabilities": list(capabilities)}
-    _echo_json(client.run(_write("POST", "/v1/agents/register", body)))
+    _echo_json(client.run(_write("POST", "/v1/agents", body)))
 
 
 @agents.command("heartbeat")
 @click.option("--busy", is_flag=True)
 @_with_client
 def agents_heartbeat(client: AgentlogClient, busy: bool) -> None:
-    """Say the calling agent is alive."""
-    _echo_json(client.run(_write("POST", "/v1/agents/heartbeat", {"busy": busy})))
+    """Say the calling agent (--agent-id) is alive."""
+    agent_id = client.session.headers.get("X-Agent-Id", "")
+    _echo_json(client.run(_write("POST", f"/v1/agents/{segment(agent_id)}/heartbeat", {"busy": busy})))
 
 
 @agents.command("list")
@@ -136,7 +137,7 @@ def agents_list(client: AgentlogClient) -> None:
 @_with_client
 def agents_whoami(client: AgentlogClient) -> None:
     """The caller's identity, agent record and channels."""
-    _echo_json(client.run(_read("/v1/agents/whoami")))
+    _echo_json(client.run(_read("/v1/whoami")))
 
 
 def register(main: click.Group) -> None:

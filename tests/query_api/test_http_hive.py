@@ -80,21 +80,22 @@ def test_private_channels_take_writes_from_their_creator_only(base_url: str) -> 
 
 def test_agent_registry_heartbeat_and_whoami(base_url: str) -> None:
     with agent(base_url, "planner") as planner, httpx.Client(base_url=base_url) as anonymous:
-        assert_problem(planner.post("/v1/agents/heartbeat", json={}), 404, "not_found")
+        assert_problem(planner.post("/v1/agents/planner/heartbeat", json={}), 404, "not_found")
         registered = planner.post(
-            "/v1/agents/register", json={"name": "Planner", "agent_type": "llm", "capabilities": ["plan", "code"]}
+            "/v1/agents", json={"name": "Planner", "agent_type": "llm", "capabilities": ["plan", "code"]}
         )
         assert registered.status_code == 200, registered.text
-        assert planner.post("/v1/agents/heartbeat", json={"busy": True}).status_code == 200
+        assert planner.post("/v1/agents/planner/heartbeat", json={"busy": True}).status_code == 200
         me = planner.get("/v1/agents/planner").json()
         assert (me["name"], me["capabilities"], me["status"]) == ("Planner", ["code", "plan"], "busy")
         planner.post("/v1/channels", json={"channel": "ops"})
         planner.post("/v1/channels/ops/subscribe", json={})
-        who = planner.get("/v1/agents/whoami").json()
+        who = planner.get("/v1/whoami").json()
         assert (who["agent_id"], who["agent"]["agent_type"], who["channels"]) == ("planner", "llm", ["ops"])
         assert [a["agent_id"] for a in planner.get("/v1/agents").json()["items"]] == ["planner"]
+        assert_problem(planner.post("/v1/agents/someone/heartbeat", json={}), 403, "forbidden")
         # An agent is its credentials: a write without an agent identity is refused.
-        assert_problem(anonymous.post("/v1/agents/register", json={"name": "x"}), 422, "invalid")
+        assert_problem(anonymous.post("/v1/agents", json={"name": "x"}), 422, "invalid")
 
 
 def test_votes_count_once_per_agent_and_the_quorum_decides(base_url: str) -> None:
@@ -130,5 +131,6 @@ def test_cli_channels_and_agents(base_url: str) -> None:
     frames = [json.loads(line) for line in streamed.output.splitlines()]
     assert [f["command_type"] for f in frames] == ["channel.create", "channel.share"]
     assert runner.invoke(main, ["agents", "register", "Cli", "--capability", "x", *common]).exit_code == 0
+    assert runner.invoke(main, ["agents", "heartbeat", "--busy", *common]).exit_code == 0
     who = json.loads(runner.invoke(main, ["agents", "whoami", *common]).output)
-    assert who["agent"]["name"] == "Cli"
+    assert (who["agent"]["name"], who["agent"]["status"]) == ("Cli", "busy")

@@ -1,4 +1,4 @@
-"""The hive over REST (seed 003 names): channels and feeds, the agent registry, proposals and votes."""
+"""The hive over REST (seed 003's resources; `POST /v1/agents` registers the caller): channels and feeds, the agent registry, proposals and votes."""
 
 from __future__ import annotations
 
@@ -182,7 +182,7 @@ async def channel_feed(
 # -- agents ---------------------------------------------------------------------------------------
 
 
-@router.post("/agents/register")
+@router.post("/agents")
 async def register_agent(body: AgentRegistration, view: WriterDep, caller: CallerDep) -> dict[str, Any]:
     """Register (or re-register) the calling agent."""
     command = AgentRegister(
@@ -191,9 +191,13 @@ async def register_agent(body: AgentRegistration, view: WriterDep, caller: Calle
     return await write(view, caller, AGENTS_NAMESPACE, command, body)
 
 
-@router.post("/agents/heartbeat")
-async def heartbeat(body: Heartbeat, view: WriterDep, caller: CallerDep) -> dict[str, Any]:
-    """The calling agent is alive (and busy or not) at this log time."""
+@router.post("/agents/{agent_id}/heartbeat")
+async def heartbeat(
+    agent_id: Annotated[Id, Path()], body: Heartbeat, view: WriterDep, caller: CallerDep
+) -> dict[str, Any]:
+    """The calling agent (`agent_id` must be the caller) is alive, busy or not, at this log time."""
+    if agent_id != caller.agent_id:
+        raise ApiProblem(403, "forbidden", f"agent {caller.agent_id!r} cannot send heartbeats for {agent_id!r}")
     return await write(view, caller, AGENTS_NAMESPACE, AgentHeartbeat(busy=body.busy), body)
 
 
@@ -206,7 +210,7 @@ async def list_agents(
     return {"items": agents(view).list(caller.tenant, view.now_ms())}
 
 
-@router.get("/agents/whoami")
+@router.get("/whoami")
 async def whoami(
     view: ViewDep, caller: CallerDep, token: TokenQuery = None, wait_ms: WaitQuery = None
 ) -> dict[str, Any]:
