@@ -1,4 +1,4 @@
-"""The hive over REST (seed 003's resources; `POST /v1/agents` registers the caller): channels and feeds, the agent registry, proposals and votes."""
+"""The hive over REST: channels and feeds, the agent registry (`POST /v1/agents` registers the caller), votes."""
 
 from __future__ import annotations
 
