@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import httpx
 
@@ -41,12 +41,16 @@ class AsyncAgentlogClient:
         tool_id: str | None = None,
         api_key: str | None = None,
         timeout_s: float = 10,
+        consistency: Literal["default", "strong"] = "default",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = Session(tenant=tenant, agent_id=agent_id, tool_id=tool_id, api_key=api_key)
+        #: `strong`: every read of this client is linearizable (the node waits for the log's end first).
+        self.consistency = consistency
+        params = {"consistency": consistency} if consistency != "default" else None
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=self.session.headers, timeout=timeout_s, transport=transport
+            base_url=self.base_url, headers=self.session.headers, params=params, timeout=timeout_s, transport=transport
         )
 
     @property

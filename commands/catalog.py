@@ -9,10 +9,20 @@ from pydantic import Field, TypeAdapter, ValidationError
 from commands.barriers import BarrierSet
 from commands.errors import CommandError, from_validation_errors
 from commands.fields import ScopedCommand
+from commands.hive import (
+    AgentHeartbeat,
+    AgentRegister,
+    ChannelCreate,
+    ChannelShare,
+    ChannelSubscribe,
+    ProposalCreate,
+    ProposalVote,
+)
 from commands.kv import KvBatchPut, KvClear, KvDelete, KvExpire, KvPut, NamespaceConfig
 from commands.memory import MemoryAdd, MemoryIndex, MemoryInvalidate, MemoryMerge, MemoryUpdate
 from commands.runs import EventAppend, RunBegin, RunEnd, TraceRecord
 from commands.state import LockAcquire, LockRelease, LockRenew, StateCas
+from commands.tasks import TaskClaim, TaskComplete, TaskEnqueue, TaskFail
 from commands.txn import Txn
 from commands.vectors import CollectionCreate, VectorDelete, VectorUpsert
 
@@ -48,6 +58,17 @@ _ClientUnion = (
     | MemoryInvalidate
     | MemoryMerge
     | MemoryIndex
+    | TaskEnqueue
+    | TaskClaim
+    | TaskComplete
+    | TaskFail
+    | ChannelCreate
+    | ChannelSubscribe
+    | ChannelShare
+    | AgentRegister
+    | AgentHeartbeat
+    | ProposalCreate
+    | ProposalVote
 )
 
 #: Any command, tagged by `type` (what the log carries and projections decode).
@@ -87,6 +108,17 @@ _CLASSES: tuple[type[ScopedCommand], ...] = (
     MemoryInvalidate,
     MemoryMerge,
     MemoryIndex,
+    TaskEnqueue,
+    TaskClaim,
+    TaskComplete,
+    TaskFail,
+    ChannelCreate,
+    ChannelSubscribe,
+    ChannelShare,
+    AgentRegister,
+    AgentHeartbeat,
+    ProposalCreate,
+    ProposalVote,
 )
 
 #: Every command class by its `type` name.

@@ -134,10 +134,15 @@ class WireEnvelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return self.command.scope
 
 
-#: Command types without a struct: the pydantic path decodes them on apply (barrier changes are rare;
-#: a memory command's cost is its embedding and text, not its validation).
+#: Command types without a struct yet: the pydantic path decodes them on apply (barrier changes are
+#: rare; a memory command's cost is its embedding and text; the coordination commands are small).
 PYDANTIC_DECODED: Final[frozenset[str]] = frozenset(
-    {"barrier.set", "memory.add", "memory.update", "memory.invalidate", "memory.merge", "memory.index"}
+    {
+        *("barrier.set", "memory.add", "memory.update", "memory.invalidate", "memory.merge", "memory.index"),
+        *("task.enqueue", "task.claim", "task.complete", "task.fail"),
+        *("channel.create", "channel.subscribe", "channel.share", "agent.register", "agent.heartbeat"),
+        *("proposal.create", "proposal.vote"),
+    }
 )
 
 #: What the apply path hands to read models: the struct, or (for a type not mirrored here) the pydantic envelope.

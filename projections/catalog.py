@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from projections.barriers import BarriersModel
 from projections.engine import EngineState
+from projections.hive import AgentsModel, ChannelsModel, ProposalsModel
 from projections.memories import MemoriesModel
 from projections.model import ReadModel
 from projections.records import RecordsModel
 from projections.runs import RunsModel
 from projections.state import StateModel
+from projections.tasks import TasksModel
 from projections.traces import TracesModel
 from projections.txn import TxnModel
 from projections.vectors import VectorsModel
@@ -21,6 +23,7 @@ def build_models() -> list[ReadModel]:
     records = RecordsModel()
     state = StateModel()
     runs = RunsModel()
+    coordination: list[ReadModel] = [TasksModel(), ChannelsModel(), AgentsModel(), ProposalsModel()]
     return [
         records,
         state,
@@ -30,6 +33,7 @@ def build_models() -> list[ReadModel]:
         VectorsModel(),
         BarriersModel(),
         MemoriesModel(),
+        *coordination,
     ]
 
 

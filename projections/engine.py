@@ -243,6 +243,8 @@ class Engine:
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._pauses = 0
+        #: Called with each record and its outcome right after it is applied, on the loop (keep them cheap).
+        self.observers: list[Callable[[Record, Outcome], None]] = []
 
     @property
     def applied(self) -> list[int]:
@@ -334,13 +336,15 @@ class Engine:
             raise
 
     def _apply(self, records: Sequence[Record]) -> None:
-        state, sink = self.state, self.chain_sink
+        state, sink, observers = self.state, self.chain_sink, self.observers
         for record in records:
             if record.offset < state.applied[record.partition]:
                 continue  # applied already, by `apply_appended`
-            state.apply_record(record)
+            outcome = state.apply_record(record)
             if sink is not None:
                 sink(record.partition, record.offset, state.chain[record.partition])
+            for observe in observers:
+                observe(record, outcome)
 
     def _notify(self) -> None:
         self._advanced.set()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -84,3 +84,13 @@ def chunked(rows: list[Any]) -> Iterator[list[Any]]:
         yield rows
     for start in range(0, len(rows), SNAPSHOT_PIECE_ROWS):
         yield rows[start : start + SNAPSHOT_PIECE_ROWS]
+
+
+def keyed_rows(table: Mapping[Any, Any]) -> list[list[Any]]:
+    """A dict keyed by tuples of str as sorted `[key list, value]` rows (a snapshot piece)."""
+    return [[list(key), value] for key, value in sorted(table.items())]
+
+
+def from_keyed_rows(rows: Iterable[list[Any]]) -> dict[Any, Any]:
+    """The dict `keyed_rows` gave rows of."""
+    return {tuple(key): value for key, value in rows}

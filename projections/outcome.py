@@ -20,6 +20,7 @@ REJECT_REASONS = (
     "lock_held",
     "run_closed",
     "idempotency_key_reused",
+    "lease_expired",
 )
 
 

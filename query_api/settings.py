@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     read_wait_ms_max: int = Field(default=10_000, ge=0, le=60_000, description="Longest a read waits for a token")
     sweep_interval_ms: int = Field(default=1_000, ge=0, description="TTL sweeper period (0: no sweeper)")
     require_run: bool = Field(default=False, description="Refuse writes that name no run")
+    subscriber_queue_frames: int = Field(
+        default=4_096, ge=1, le=1_000_000, description="Frames a subscriber may have queued before it is dropped (1013)"
+    )
     api_keys_file: Path | None = Field(
         default=None, description="JSON file of API keys; when set, keys decide identity"
     )

@@ -16,10 +16,13 @@ from eventlog.file import FileLog, verify_directory
 from eventlog.records import Record
 from eventlog.scan import scan
 from query_api.cli.audit import register as register_audit
+from query_api.cli.hive import register as register_hive
 from query_api.cli.memory import register as register_memory
 from query_api.cli.replay import register as register_replay
+from query_api.cli.tasks import register as register_tasks
 from query_api.cli.timemachine import register as register_timemachine
 from query_api.cli.verbs import register
+from query_api.cli.watch import register as register_watch
 
 __all__ = ["main"]
 
@@ -38,6 +41,9 @@ register_timemachine(main)
 register_replay(main)
 register_audit(main)
 register_memory(main)
+register_watch(main)
+register_tasks(main)
+register_hive(main)
 
 
 def serve_log_url(data_dir: Path | None, log_url: str | None) -> str | None:

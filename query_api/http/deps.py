@@ -24,6 +24,7 @@ from query_api.http.auth import ApiKeys, AuthError, Principal, Role, allows, res
 from query_api.http.openapi import IDENTITY_PATTERN
 from query_api.http.problems import ApiProblem, rejection_problem
 from query_api.node.branches import BRANCH_NAME_PATTERN, DEFAULT_TENANT, MAIN, AsOf, Branch
+from query_api.node.consistency import Consistency, read_index
 from query_api.node.node import Node, WriteResult
 from query_api.settings import Settings
 
@@ -136,6 +137,11 @@ AsOfQuery = Annotated[
     ),
 ]
 
+ConsistencyQuery = Annotated[
+    Consistency,
+    Query(description="`strong`: linearizable on any node (waits until the log's end as of the request is applied)"),
+]
+
 
 class View:
     """What one request reads and writes: a branch of the node, live or as of a past cut."""
@@ -192,11 +198,19 @@ class View:
         return await self.node.execute(envelope, self._branch())
 
 
-async def get_view(node: NodeDep, reader: ReaderDep, branch: BranchQuery = MAIN, as_of: AsOfQuery = None) -> View:
-    """The view a read uses: the caller's `branch`, live or as of `as_of`."""
+async def get_view(
+    node: NodeDep,
+    reader: ReaderDep,
+    branch: BranchQuery = MAIN,
+    as_of: AsOfQuery = None,
+    consistency: ConsistencyQuery = "default",
+) -> View:
+    """The view a read uses: the caller's `branch`, live (after a read index when `strong`) or as of `as_of`."""
     tenant = reader.caller.tenant
     handle = await node.branches.get(tenant, branch)
     if as_of is None:
+        if consistency == "strong":
+            await read_index(node.log, handle.topic, handle.engine, node.settings.read_wait_ms_max / 1000)
         return View(node, handle, tenant=tenant)
     resolved = await node.branches.resolve_as_of(handle, as_of, node.settings.read_wait_ms_max / 1000)
     return View(node, handle, resolved, await node.branches.state_at(handle, resolved.cut, tenant), tenant)

@@ -25,6 +25,7 @@ from projections.processors import LogProcessors, default_processors, sweep_expi
 from projections.records import RecordsModel
 from projections.snapshot import SnapshotError, list_snapshots, load_snapshot, write_snapshot
 from query_api.node.branches import DEFAULT_TENANT, MAIN, Branch, Branches
+from query_api.node.hub import Hub
 from query_api.settings import Settings
 
 __all__ = ["Node", "NotApplied", "TokenAhead", "WriteResult", "open_topic"]
@@ -98,6 +99,7 @@ class Node:
         #: The embedded and memory logs answer an append with exactly what a read returns, so a write's
         #: record is applied by its writer when it is next (Kafka's is read back: its broker stamps it).
         self._applies_own_writes = settings.log.startswith(("file://", "memory://"))
+        self.hub = Hub(log, settings.topic, engine, settings.subscriber_queue_frames)
 
     @classmethod
     async def start(cls, settings: Settings) -> Node:
@@ -138,6 +140,7 @@ class Node:
                 await task
         if self.processors is not None:
             await self.processors.stop()
+        self.hub.close()
         await self.branches.close()
         await self.engine.stop()
         if self.chain_file is not None:

@@ -40,8 +40,18 @@ from commands import (
     VectorDelete,
     VectorUpsert,
 )
+from commands.hive import (
+    AgentHeartbeat,
+    AgentRegister,
+    ChannelCreate,
+    ChannelShare,
+    ChannelSubscribe,
+    ProposalCreate,
+    ProposalVote,
+)
 from commands.memory import MEMORY_TYPES
 from commands.runs import TRACE_KINDS
+from commands.tasks import PRIORITY_MAX, PRIORITY_MIN, TaskClaim, TaskComplete, TaskEnqueue, TaskFail
 
 __all__ = [
     "COMMANDS",
@@ -227,6 +237,31 @@ COMMANDS: dict[str, st.SearchStrategy[Any]] = {
         centroids=st.binary(min_size=2, max_size=64).map(lambda data: data[: len(data) // 2 * 2]),
         model_id=ids,
     ),
+    "task.enqueue": st.builds(
+        TaskEnqueue, task_id=ids, payload=json_values, priority=st.integers(PRIORITY_MIN, PRIORITY_MAX)
+    ),
+    "task.claim": st.builds(TaskClaim, worker=ids, lease_s=st.integers(1, 3_600)),
+    "task.complete": st.builds(TaskComplete, task_id=ids, claim=positive, result=json_values),
+    "channel.create": st.builds(
+        ChannelCreate, visibility=st.sampled_from(["public", "private"]), description=st.text(max_size=20)
+    ),
+    "channel.subscribe": st.just(ChannelSubscribe()),
+    "channel.share": st.builds(
+        ChannelShare, kind=ids, ref=st.text(min_size=1, max_size=20), note=st.text(max_size=20), data=json_values
+    ),
+    "agent.register": st.builds(
+        AgentRegister,
+        name=st.text(min_size=1, max_size=20),
+        agent_type=ids,
+        capabilities=st.lists(ids, max_size=3),
+        metadata=metadata,
+    ),
+    "agent.heartbeat": st.builds(AgentHeartbeat, busy=st.booleans()),
+    "proposal.create": st.builds(
+        ProposalCreate, proposal_id=ids, title=st.text(min_size=1, max_size=20), quorum=positive
+    ),
+    "proposal.vote": st.builds(ProposalVote, proposal_id=ids, vote=st.sampled_from(["yes", "no"])),
+    "task.fail": st.builds(TaskFail, task_id=ids, claim=positive, error=st.text(max_size=20), requeue=st.booleans()),
 }
 
 assert set(COMMANDS) == set(COMMAND_TYPES), "every command type needs a strategy"

@@ -85,6 +85,8 @@ def test_what_the_producer_writes_decodes_to_the_same_fields(envelope: Envelope)
 
 def test_the_benchmark_and_digest_workloads_decode_through_the_structs() -> None:
     for envelope in full_mix_workload(3_000, seed=2):
+        if envelope.type in PYDANTIC_DECODED:
+            continue  # decoded by the pydantic path by design
         value = encode(envelope)
         wire = decode_wire(value)
         assert isinstance(wire, WireEnvelope), envelope.type

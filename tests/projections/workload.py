@@ -33,6 +33,16 @@ from commands import (
     embedding_bytes,
     stamp,
 )
+from commands.hive import (
+    AgentHeartbeat,
+    AgentRegister,
+    ChannelCreate,
+    ChannelShare,
+    ChannelSubscribe,
+    ProposalCreate,
+    ProposalVote,
+)
+from commands.tasks import TaskClaim, TaskComplete, TaskEnqueue, TaskFail
 
 TENANTS = ("acme", "globex")
 NAMESPACES = ("default", "cache:api", "files:repo", "notes")
@@ -75,8 +85,12 @@ def _random_command(rng: random.Random, index: int) -> Envelope:
             caller,
             namespace=namespace,
         )
-    if roll < 0.9:
+    if roll < 0.8:
         return stamp(EventAppend(event_type="step", payload={"i": index}), caller, run_id=f"run-{rng.randrange(4)}")
+    if roll < 0.85:
+        return _random_task_command(rng, index, caller, namespace)
+    if roll < 0.9:
+        return _random_hive_command(rng, index, caller, namespace)
     vector = [rng.uniform(-1, 1) for _ in range(8)]
     return stamp(
         VectorUpsert(
@@ -158,3 +172,41 @@ def _rare_command(rng: random.Random, index: int) -> Envelope:
     if roll == 9:
         return stamp(KvExpire(key=key, expected_version=rng.randrange(1, 4)), caller, namespace=namespace)
     return stamp(KvPut(key=f"ttl{rng.randrange(50)}", value=index, ttl_s=1), caller, namespace=namespace)
+
+
+def _random_task_command(rng: random.Random, index: int, caller: Caller, namespace: str) -> Envelope:
+    """Task queue traffic: enqueues, claims with short leases (so some go stale), completes and fails."""
+    roll = rng.random()
+    task_id = f"t{rng.randrange(15)}"
+    if roll < 0.4:
+        return stamp(
+            TaskEnqueue(task_id=task_id, payload={"i": index}, priority=rng.randrange(3)), caller, namespace=namespace
+        )
+    if roll < 0.7:
+        return stamp(TaskClaim(worker=caller.agent_id or "w", lease_s=1), caller, namespace=namespace)
+    claim = rng.randrange(1, 3)  # claim numbers count per task from 1
+    if roll < 0.85:
+        return stamp(TaskComplete(task_id=task_id, claim=claim, result=index), caller, namespace=namespace)
+    return stamp(
+        TaskFail(task_id=task_id, claim=claim, error="boom", requeue=rng.random() < 0.5), caller, namespace=namespace
+    )
+
+
+def _random_hive_command(rng: random.Random, index: int, caller: Caller, namespace: str) -> Envelope:
+    """Channels, agents and proposals, some bound to be rejected (unknown channel, double vote)."""
+    roll = rng.random()
+    if roll < 0.1:
+        return stamp(ChannelCreate(visibility=rng.choice(["public", "private"])), caller, namespace=namespace)
+    if roll < 0.2:
+        return stamp(ChannelSubscribe(), caller, namespace=namespace)
+    if roll < 0.4:
+        return stamp(ChannelShare(kind="kv", ref=f"k{index}", note="n"), caller, namespace=namespace)
+    if roll < 0.5:
+        return stamp(AgentRegister(name=caller.agent_id or "a", capabilities=["x"]), caller, namespace="agents")
+    if roll < 0.65:
+        return stamp(AgentHeartbeat(busy=rng.random() < 0.5), caller, namespace="agents")
+    if roll < 0.75:
+        proposal = ProposalCreate(proposal_id=f"p{rng.randrange(5)}", title="t", quorum=rng.randrange(1, 3))
+        return stamp(proposal, caller, namespace=namespace)
+    vote = ProposalVote(proposal_id=f"p{rng.randrange(5)}", vote=rng.choice(["yes", "no"]))
+    return stamp(vote, caller, namespace=namespace)

@@ -102,14 +102,14 @@ def file_settings(root: Path, **overrides: object) -> Settings:
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """Run a node for `settings` on a free loopback port; yields its base URL, stops it on exit."""
-    with serve_app(create_app(settings)) as base_url:
+def serve(settings: Settings, *, websockets: bool = False) -> Iterator[str]:
+    """Run a node for `settings` on a free loopback port (WebSockets too if asked); yields its base URL."""
+    with serve_app(create_app(settings), websockets=websockets) as base_url:
         yield base_url
 
 
 @contextmanager
-def serve_app(app: FastAPI) -> Iterator[str]:
+def serve_app(app: FastAPI, *, websockets: bool = False) -> Iterator[str]:
     """Serve `app` (from `create_app`) on a free loopback port; yields its base URL, stops it on exit."""
     config = uvicorn.Config(
         app,
@@ -119,7 +119,7 @@ def serve_app(app: FastAPI) -> Iterator[str]:
         log_config=None,
         log_level="warning",
         access_log=False,
-        ws="none",
+        ws="websockets-sansio" if websockets else "none",
         timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT_S),
     )
     server = uvicorn.Server(config)

@@ -130,7 +130,10 @@ def test_verify_says_equal_on_a_healthy_node(file_node: tuple[str, Path]) -> Non
     result = invoke("verify", "--url", base_url, "--data", str(data))
     assert result.exit_code == 0, result.output
     lines = dict(line.split() for line in result.stdout.splitlines())
-    assert set(lines) == {"records", "state", "txn", "runs", "traces", "vectors", "barriers", "memories", "outcomes"}
+    assert set(lines) == {
+        *("records", "state", "txn", "runs", "traces", "vectors", "barriers", "memories", "outcomes"),
+        *("tasks", "channels", "agents", "proposals"),
+    }
     assert set(lines.values()) == {"equal"}
     by_url = invoke("verify", "--url", base_url, "--log", f"file://{data}")
     assert by_url.exit_code == 0, by_url.output

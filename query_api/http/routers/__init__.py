@@ -2,7 +2,20 @@
 
 from fastapi import APIRouter
 
-from query_api.http.routers import audit, branches, coordination, kv, memories, runs, system, timeline, vectors
+from query_api.http.routers import (
+    audit,
+    branches,
+    coordination,
+    hive,
+    kv,
+    memories,
+    runs,
+    system,
+    tasks,
+    timeline,
+    vectors,
+    watch,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -10,3 +23,6 @@ ROUTERS: list[APIRouter] = [system.router, kv.router, coordination.router, runs.
 ROUTERS.append(timeline.router)
 ROUTERS.append(audit.router)
 ROUTERS.append(memories.router)
+ROUTERS.append(watch.router)
+ROUTERS.append(tasks.router)
+ROUTERS.append(hive.router)
