@@ -117,6 +117,7 @@ class AsyncAgentlogClient:
     get_vector = _method(calls.get_vector)
     delete_vector = _method(calls.delete_vector)
     search = _method(calls.search)
+    hybrid_search = _method(calls.hybrid_search)
     create_branch = _method(calls.create_branch)
     list_branches = _method(calls.list_branches)
     get_branch = _method(calls.get_branch)

@@ -13,6 +13,7 @@ __all__ = [
     "Event",
     "EventPage",
     "Fork",
+    "HybridSearchHit",
     "Lock",
     "Metric",
     "Page",
@@ -252,6 +253,20 @@ class SearchHit:
 
     id: str
     score: float
+    metadata: dict[str, Any] | None = None
+    vector: list[float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HybridSearchHit:
+    """One hybrid search result: id, fused score, metadata, each leg's raw score and rank (None: not ranked)."""
+
+    id: str
+    score: float
+    vector_score: float
+    lexical_score: float
+    vector_rank: int | None = None
+    lexical_rank: int | None = None
     metadata: dict[str, Any] | None = None
     vector: list[float] | None = None
 

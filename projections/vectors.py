@@ -829,6 +829,8 @@ class VectorsModel(ReadModel):
 
     def __init__(self) -> None:
         self._spaces: dict[_Space, dict[str, _Collection]] = {}
+        #: Text indexes of `projections.vector_hybrid` (a cache: never snapshotted, digested or state).
+        self.text_indexes: dict[tuple[Any, ...], Any] = {}
 
     def snapshot_state(self) -> Iterator[Any]:
         """Per collection: `[tenant, namespace, name, fields]`, the matrix and norms as arrays."""
@@ -927,6 +929,10 @@ class VectorsModel(ReadModel):
         if collection is None:
             raise CollectionNotFoundError(f"no collection {name!r} in namespace {namespace!r}")
         return collection
+
+    def stored_collection(self, tenant: str, namespace: str, name: str) -> _Collection:
+        """The stored collection (for read modules such as `projections.vector_hybrid`); CollectionNotFoundError."""
+        return self._collection(tenant, namespace, name)
 
     def collections(self, tenant: str, namespace: str) -> list[CollectionInfo]:
         """The collections of a tenant's namespace, sorted by name."""

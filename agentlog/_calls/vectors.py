@@ -1,4 +1,4 @@
-"""The builders of vector collections, their vectors and exact search (`/v1/collections`)."""
+"""The builders of vector collections, their vectors, exact and hybrid search (`/v1/collections`)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from functools import partial
 from typing import Any
 
 from agentlog._calls.call import DEFAULT_NAMESPACE, Call, none, options, read_call, segment, write_call
-from agentlog.models import Collection, Metric, SearchHit, StoredVector, WriteResult, from_json
+from agentlog.models import Collection, HybridSearchHit, Metric, SearchHit, StoredVector, WriteResult, from_json
 
 __all__ = [
     "create_collection",
     "delete_vector",
     "get_collection",
     "get_vector",
+    "hybrid_search",
     "list_collections",
     "search",
     "upsert_vector",
@@ -23,6 +24,10 @@ __all__ = [
 
 def _hits(data: Any) -> list[SearchHit]:
     return [from_json(SearchHit, item) for item in data["hits"]]
+
+
+def _hybrid_hits(data: Any) -> list[HybridSearchHit]:
+    return [from_json(HybridSearchHit, item) for item in data["hits"]]
 
 
 def _collections(data: Any) -> list[Collection]:
@@ -167,3 +172,38 @@ def search(
     )
     path = f"/v1/collections/{segment(collection)}/search"
     return read_call(path, _hits, token, consistent, method="POST", body=body, branch=branch, as_of=as_of)
+
+
+def hybrid_search(
+    collection: str,
+    text_query: str,
+    vector: Iterable[float],
+    alpha: float = 0.5,
+    *,
+    k: int = 10,
+    text_field: str = "text",
+    filter: Mapping[str, Any] | None = None,
+    min_score: float | None = None,
+    include_vectors: bool = False,
+    namespace: str = DEFAULT_NAMESPACE,
+    token: str | None = None,
+    consistent: bool = True,
+    branch: str | None = None,
+    as_of: str | None = None,
+) -> Call[list[HybridSearchHit]]:
+    """Top-`k` by `alpha` · vector score + (1 - `alpha`) · BM25 of metadata `text_field` (each leg min-max scaled)."""
+    body: dict[str, Any] = {
+        "text_query": text_query,
+        "vector": [float(value) for value in vector],
+        "alpha": float(alpha),
+        "k": k,
+        "text_field": text_field,
+        "namespace": namespace,
+    }
+    body |= options(
+        filter=None if filter is None else dict(filter),
+        min_score=min_score,
+        include_vectors=include_vectors or None,
+    )
+    path = f"/v1/collections/{segment(collection)}/hybrid-search"
+    return read_call(path, _hybrid_hits, token, consistent, method="POST", body=body, branch=branch, as_of=as_of)

@@ -417,6 +417,30 @@ def test_vector_collections_upsert_search_and_delete(client: AgentlogClient) -> 
         client.upsert_vector("docs", "bad", [1.0, float("nan"), 0.0])
 
 
+def test_hybrid_search_on_a_collection(client: AgentlogClient, node_url: str) -> None:
+    client.create_collection("notes", 2)
+    client.upsert_vector("notes", "near", [1.0, 0.0], metadata={"text": "lunch at noon"})
+    client.upsert_vector("notes", "words", [0.0, 1.0], metadata={"text": "the kafka replay log"})
+    client.upsert_vector("notes", "both", [0.8, 0.6], metadata={"text": "replay"})
+    vector_only = client.hybrid_search("notes", "replay", [1.0, 0.0], alpha=1.0)
+    assert [hit.id for hit in vector_only] == [hit.id for hit in client.search("notes", [1.0, 0.0])]
+    assert [hit.vector_score for hit in vector_only] == [hit.score for hit in client.search("notes", [1.0, 0.0])]
+    text_only = client.hybrid_search("notes", "replay", [1.0, 0.0], alpha=0.0)
+    assert [hit.id for hit in text_only] == ["both", "words"]
+    assert [hit.lexical_rank for hit in text_only] == [1, 2]
+    fused = client.hybrid_search("notes", "replay", [1.0, 0.0], 0.7, k=2)
+    assert [hit.id for hit in fused] == ["both", "near"]
+    assert fused[0].metadata == {"text": "replay"}
+    assert fused[1].lexical_score == 0.0
+    assert fused[1].lexical_rank is None
+    with pytest.raises(InvalidRequestError):
+        client.hybrid_search("notes", "replay", [1.0, 0.0], alpha=2.0)
+    with pytest.raises(NotFoundError):
+        client.hybrid_search("absent", "replay", [1.0, 0.0])
+    with AgentlogClient(node_url, tenant=f"other-{uuid.uuid4().hex[:8]}") as other, pytest.raises(NotFoundError):
+        other.hybrid_search("notes", "replay", [1.0, 0.0])
+
+
 # ------------------------------------------------------------------------------------------- system, auth, transport
 
 
@@ -480,6 +504,11 @@ async def test_async_client_against_the_live_node(node_url: str, tenant: str) ->
         assert await client.namespaces() == {"ns": 1}
         assert (await client.kv_clear("ns")).result["deleted"] == 1
         assert (await client.health())["status"] == "ok"
+        await client.create_collection("docs", 2)
+        await client.upsert_vector("docs", "a", [1.0, 0.0], metadata={"text": "replay"})
+        hits = await client.hybrid_search("docs", "replay", [0.0, 1.0], alpha=0.5)
+        assert [(hit.id, hit.vector_rank, hit.lexical_rank) for hit in hits] == [("a", 1, 1)]
+        assert hits[0].score == 1.0
 
 
 @pytest.mark.anyio

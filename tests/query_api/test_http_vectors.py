@@ -7,6 +7,7 @@ import struct
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.query_api.http_node import HttpNode, assert_problem, assert_same_outcome
 
@@ -251,3 +252,86 @@ def test_vectors_are_tenant_isolated(http_node: HttpNode) -> None:
         hits = search(globex, "docs", [1, 0], token)
         assert [hit["id"] for hit in hits.json()["hits"]] == ["mine"]
         assert [hit["id"] for hit in search(acme, "docs", [1, 0]).json()["hits"]] == ["secret"]
+
+
+# ------------------------------------------------------------------------------------------- hybrid search
+
+
+def hybrid(client: httpx.Client, name: str, text: str, vector: list[float], **extra: Any) -> httpx.Response:
+    """POST a hybrid search."""
+    return client.post(f"/v1/collections/{name}/hybrid-search", json={"text_query": text, "vector": vector, **extra})
+
+
+def test_hybrid_search_fuses_bm25_and_vector_by_alpha(http_node: HttpNode) -> None:
+    _, client = http_node
+    create(client, "notes", 2)
+    rows = {
+        "near": ([1, 0], {"text": "lunch at noon", "kind": "a"}),
+        "words": ([0, 1], {"text": "the kafka replay log", "kind": "b"}),
+        "both": ([0.8, 0.6], {"text": "replay", "kind": "a"}),
+        "other": ([0.6, 0.8], {"body": {"text": "kafka"}, "kind": "b"}),
+    }
+    token = ""
+    for vector_id, (embedding, metadata) in rows.items():
+        token = upsert(client, "notes", vector_id, embedding, metadata=metadata).json()["token"]
+    vector_leg = search(client, "notes", [1, 0], token, k=4).json()["hits"]
+    only_vector = hybrid(client, "notes", "replay", [1, 0], alpha=1, k=4)
+    assert only_vector.status_code == 200, only_vector.text
+    body = only_vector.json()
+    assert (body["alpha"], body["text_field"]) == (1.0, "text")
+    assert [hit["id"] for hit in body["hits"]] == [hit["id"] for hit in vector_leg]
+    assert [hit["vector_score"] for hit in body["hits"]] == [hit["score"] for hit in vector_leg]
+    only_text = hybrid(client, "notes", "replay", [1, 0], alpha=0).json()["hits"]
+    assert [(hit["id"], hit["lexical_rank"], hit["vector_rank"]) for hit in only_text] == [
+        ("both", 1, None),
+        ("words", 2, None),
+    ]
+    assert only_text[0]["lexical_score"] > only_text[1]["lexical_score"] > 0
+    fused = hybrid(client, "notes", "replay", [1, 0], alpha=0.7, k=2).json()["hits"]
+    assert [hit["id"] for hit in fused] == ["both", "near"]
+    assert fused[0]["score"] == pytest.approx(0.7 * (0.8 - 0.0) / (1.0 - 0.0) + 0.3)
+    assert fused[1]["score"] == pytest.approx(0.7)
+    assert fused[0]["metadata"] == {"text": "replay", "kind": "a"}
+    assert "vector" not in fused[0] or fused[0]["vector"] is None
+    nested = hybrid(client, "notes", "kafka", [1, 0], alpha=0, text_field="body.text").json()["hits"]
+    assert [hit["id"] for hit in nested] == ["other"]
+    filtered = hybrid(client, "notes", "kafka replay", [1, 0], filter={"kind": "b"}, include_vectors=True)
+    assert [hit["id"] for hit in filtered.json()["hits"]] == ["other", "words"]
+    assert filtered.json()["hits"][1]["vector"] == [0.0, 1.0]
+
+
+def test_bad_hybrid_searches(http_node: HttpNode) -> None:
+    _, client = http_node
+    token = create(client, "notes", 2)
+    upsert(client, "notes", "a", [1, 0], metadata={"text": "x"})
+    params = {"token": token}
+    assert_problem(
+        client.post("/v1/collections/absent/hybrid-search", json={"text_query": "x", "vector": [1, 0]}, params=params),
+        404,
+        "not_found",
+    )
+    assert_problem(hybrid(client, "notes", "x", [1, 0, 0]), 422, "invalid")
+    for extra in ({"alpha": 1.5}, {"alpha": -0.1}, {"alpha": "0.5"}, {"text_field": "a..b"}, {"k": 0}, {"tenant": "x"}):
+        assert hybrid(client, "notes", "x", [1, 0], **extra).status_code == 422, extra
+    assert hybrid(client, "notes", "", [1, 0]).status_code == 422
+    assert_problem(hybrid(client, "notes", "x", [1, 0], filter={"$bogus": 1}), 400, "bad_filter")
+    assert_problem(hybrid(client, "notes", "x", [0, 0]), 400, "bad_query")
+
+
+def test_hybrid_search_is_tenant_isolated(http_node: HttpNode) -> None:
+    with http_node.new_client(**{"X-Tenant": "acme"}) as acme, http_node.new_client(**{"X-Tenant": "globex"}) as globex:
+        create(acme, "docs", 2)
+        token = upsert(acme, "docs", "secret", [1, 0], metadata={"text": "shared words"}).json()["token"]
+        assert_problem(hybrid(globex, "docs", "shared", [1, 0]), 404, "not_found")
+        create(globex, "docs", 2)
+        token = upsert(globex, "docs", "mine", [1, 0], metadata={"text": "shared words"}).json()["token"]
+        for alpha in (0, 0.5, 1):
+            theirs = globex.post(
+                "/v1/collections/docs/hybrid-search",
+                json={"text_query": "shared", "vector": [1, 0], "alpha": alpha},
+                params={"token": token},
+            )
+            assert [hit["id"] for hit in theirs.json()["hits"]] == ["mine"]
+            assert [hit["id"] for hit in hybrid(acme, "docs", "shared", [1, 0], alpha=alpha).json()["hits"]] == [
+                "secret"
+            ]

@@ -1,4 +1,4 @@
-"""Vector collections: create and list them, upsert and delete vectors, exact filtered top-k search."""
+"""Vector collections: create and list them, upsert and delete vectors, exact filtered top-k and hybrid search."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from commands import CollectionCreate, VectorDelete, VectorUpsert
 from commands.fields import Id, JsonInt, Key, Metadata, Namespace
 from commands.limits import DEFAULT_NAMESPACE, MAX_K, MAX_VECTOR_DIMENSION
+from commands.memory import MAX_CONTENT_CHARS
 from commands.vectors import Embedding, Metric
+from projections.vector_hybrid import DEFAULT_TEXT_FIELD, HybridHit, hybrid_search
 from projections.vectors import (
     CollectionInfo,
     CollectionNotFoundError,
@@ -59,6 +61,50 @@ class SearchRequest(BaseModel):
     filter: dict[str, Any] | None = Field(None, description="Metadata filter: `$eq $ne $gt ... $and $or`")
     min_score: Component | None = Field(None, description="Keep hits scoring at least this (-distance for euclidean)")
     include_vectors: bool = False
+
+
+class HybridSearchRequest(BaseModel):
+    """Body of `POST /v1/collections/{name}/hybrid-search`: BM25 over a metadata text field fused with the vector."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    namespace: Namespace = DEFAULT_NAMESPACE
+    text_query: str = Field(..., min_length=1, max_length=MAX_CONTENT_CHARS, description="Text for the BM25 leg")
+    vector: list[Component] = Field(..., min_length=1, max_length=MAX_VECTOR_DIMENSION)
+    alpha: Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)] = Field(
+        0.5, description="Weight of the vector leg (1: vector only, 0: BM25 only)"
+    )
+    text_field: str = Field(
+        DEFAULT_TEXT_FIELD,
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^.]+(\.[^.]+)*$",
+        description="Dotted metadata path of the text the BM25 leg searches",
+    )
+    k: JsonInt = Field(10, ge=1, le=MAX_K)
+    filter: dict[str, Any] | None = Field(None, description="Metadata filter: `$eq $ne $gt ... $and $or`")
+    min_score: Component | None = Field(None, description="Keep hits whose fused score is at least this")
+    include_vectors: bool = False
+
+
+class HybridHitPublic(BaseModel):
+    """A hybrid hit: the fused score and why (each leg's raw score, and rank where it ranked the vector)."""
+
+    id: str
+    score: float
+    metadata: dict[str, Any]
+    vector_score: float
+    vector_rank: int | None
+    lexical_score: float
+    lexical_rank: int | None
+    vector: list[float] | None = None
+
+
+class HybridSearchResults(BaseModel):
+    """Hybrid hits, best first, and the weight the vector leg had."""
+
+    alpha: float
+    text_field: str
+    hits: list[HybridHitPublic]
 
 
 def vectors_model(node: View) -> VectorsModel:
@@ -209,3 +255,60 @@ async def search_collection(
     except VectorQueryError as error:
         raise ApiProblem(400, "bad_query", str(error)) from error
     return {"hits": [hit_public(hit) for hit in hits]}
+
+
+def hybrid_hit_public(hit: HybridHit) -> HybridHitPublic:
+    """The public form of a hybrid hit."""
+    return HybridHitPublic(
+        id=hit.id,
+        score=hit.score,
+        metadata=hit.metadata,
+        vector_score=hit.vector_score,
+        vector_rank=hit.vector_rank,
+        lexical_score=hit.lexical_score,
+        lexical_rank=hit.lexical_rank,
+        vector=None if hit.vector is None else hit.vector.tolist(),
+    )
+
+
+@router.post("/collections/{name}/hybrid-search", response_model=HybridSearchResults)
+async def hybrid_search_collection(
+    name: CollectionPath,
+    body: HybridSearchRequest,
+    node: ViewDep,
+    caller: CallerDep,
+    token: TokenQuery = None,
+    wait_ms: WaitQuery = None,
+) -> HybridSearchResults:
+    """Top-k by alpha · vector + (1 - alpha) · BM25 of `text_field`, each leg min-max scaled; 400 on a bad filter."""
+    await node.wait_token(token, wait_ms)
+    info = collection_info(node, caller.tenant, body.namespace, name)
+    if len(body.vector) != info.dimension:
+        raise ApiProblem(
+            422,
+            "invalid",
+            f"query has dimension {len(body.vector)}; collection {name!r} has {info.dimension}",
+            dimension=info.dimension,
+        )
+    try:
+        hits = hybrid_search(
+            vectors_model(node),
+            caller.tenant,
+            body.namespace,
+            name,
+            body.text_query,
+            body.vector,
+            alpha=body.alpha,
+            k=body.k,
+            filter=body.filter,
+            text_field=body.text_field,
+            min_score=body.min_score,
+            include_vectors=body.include_vectors,
+        )
+    except FilterError as error:
+        raise ApiProblem(400, "bad_filter", str(error)) from error
+    except VectorQueryError as error:
+        raise ApiProblem(400, "bad_query", str(error)) from error
+    return HybridSearchResults(
+        alpha=body.alpha, text_field=body.text_field, hits=[hybrid_hit_public(hit) for hit in hits]
+    )
