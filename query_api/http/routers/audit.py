@@ -11,9 +11,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from commands import BarrierSet
@@ -21,6 +21,9 @@ from commands.barriers import MAX_BARRIER_ENTRIES
 from commands.fields import Id, Namespace
 from projections.barriers import BarriersModel
 from query_api.http.deps import AdminDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
+from query_api.http.responses import json_response
+from query_api.http.schemas.audit import BarrierPublic, DenialList
+from query_api.http.schemas.writes import WriteAccepted
 
 __all__ = ["router"]
 
@@ -52,25 +55,25 @@ def _barriers(view: View) -> BarriersModel:
     return model
 
 
-@router.put("/namespaces/{namespace}/barrier")
-async def put_barrier(namespace: NamespacePath, body: BarrierPut, node: WriterDep, admin: AdminDep) -> dict[str, Any]:
+@router.put("/namespaces/{namespace}/barrier", response_model=WriteAccepted)
+async def put_barrier(namespace: NamespacePath, body: BarrierPut, node: WriterDep, admin: AdminDep) -> Response:
     """Replace the namespace's write barrier (admin); both fields null removes it."""
     command = BarrierSet(agents=body.agents, tools=body.tools)
-    return await execute(node, admin.caller, command, namespace=namespace, command_id=body.command_id)
+    return json_response(await execute(node, admin.caller, command, namespace=namespace, command_id=body.command_id))
 
 
-@router.get("/namespaces/{namespace}/barrier")
+@router.get("/namespaces/{namespace}/barrier", response_model=BarrierPublic)
 async def get_barrier(
     namespace: NamespacePath, view: ViewDep, token: TokenQuery = None, wait_ms: WaitQuery = None
-) -> dict[str, Any]:
+) -> Response:
     """The namespace's write barrier: agents and tools allowed (nulls: no barrier)."""
     await view.wait_token(token, wait_ms)
     barrier = _barriers(view).barrier(view.tenant, namespace)
     public = {"agents": None, "tools": None} if barrier is None else barrier.public()
-    return {"namespace": namespace, **public}
+    return json_response({"namespace": namespace, **public})
 
 
-@router.get("/audit/denials")
+@router.get("/audit/denials", response_model=DenialList)
 async def list_denials(
     view: ViewDep,
     admin: AdminDep,
@@ -78,8 +81,8 @@ async def list_denials(
     limit: Annotated[int, Query(ge=1, le=DENIALS_LIMIT_MAX)] = 1_000,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """The tenant's writes denied by barriers, oldest first (admin)."""
     await view.wait_token(token, wait_ms)
     denials = _barriers(view).denials(admin.caller.tenant, namespace, limit)
-    return {"items": [denial.public() for denial in denials]}
+    return json_response({"items": [denial.public() for denial in denials]})

@@ -13,9 +13,9 @@ branch, its `parent_run_id` the forked run and its metadata `{"forked_from": {..
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from commands import RunBegin, new_id
@@ -33,6 +33,8 @@ from query_api.http.deps import (
     WriterRoleDep,
     execute,
 )
+from query_api.http.responses import json_response
+from query_api.http.schemas.branches import BranchDeleted, BranchList, BranchPublic, ForkPublic
 from query_api.node.branches import BRANCH_NAME_PATTERN, MAIN, MAX_BRANCH_NAME_CHARS, Branch, cut_token
 from query_api.node.node import Node
 
@@ -43,6 +45,11 @@ router = APIRouter(prefix="/v1", tags=["branches"])
 #: What a branch name must match.
 BranchName = Annotated[str, Field(max_length=MAX_BRANCH_NAME_CHARS, pattern=BRANCH_NAME_PATTERN)]
 BranchPath = Annotated[str, Path(max_length=MAX_BRANCH_NAME_CHARS, pattern=BRANCH_NAME_PATTERN)]
+#: A branch that may be deleted: any but main (the code answers 400 `bad_branch` for main; the schema says so).
+DeletableBranchPath = Annotated[
+    str,
+    Path(max_length=MAX_BRANCH_NAME_CHARS, pattern=BRANCH_NAME_PATTERN, json_schema_extra={"not": {"const": MAIN}}),
+]
 RunPath = Annotated[Id, Path(description="Run id")]
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -94,10 +101,10 @@ async def _source(node: Node, tenant: str, name: str, token: str | None, wait_ms
     return source
 
 
-@router.post("/branches", status_code=201)
+@router.post("/branches", response_model=BranchPublic, status_code=201)
 async def create_branch(
     body: BranchCreate, node: NodeDep, writer: WriterRoleDep, token: TokenQuery = None, wait_ms: WaitQuery = None
-) -> dict[str, Any]:
+) -> Response:
     """Make a branch of `from` at a cut, a log time, or just after a run's event; 409 if it exists."""
     caller = writer.caller
     parent = await _source(node, caller.tenant, body.parent, token, wait_ms)
@@ -111,27 +118,27 @@ async def create_branch(
         cut = await cut_at_time(node.log, parent.topic, at.time_ms)
     else:
         cut = await node.branches.cut_after_event(parent, caller.tenant, at.run_id, at.seq)
-    return await node.branches.create(caller.tenant, body.name, parent.name, cut)
+    return json_response(await node.branches.create(caller.tenant, body.name, parent.name, cut), status_code=201)
 
 
-@router.get("/branches")
-async def list_branches(node: NodeDep, reader: ReaderDep) -> dict[str, Any]:
+@router.get("/branches", response_model=BranchList)
+async def list_branches(node: NodeDep, reader: ReaderDep) -> Response:
     """Main and every branch of the caller's tenant, by name, with parent and fork cut."""
     tenant = reader.caller.tenant
-    return {"items": [node.branches.describe(tenant, name) for name in node.branches.names(tenant)]}
+    return json_response({"items": [node.branches.describe(tenant, name) for name in node.branches.names(tenant)]})
 
 
-@router.get("/branches/{name}")
-async def get_branch(name: BranchPath, node: NodeDep, reader: ReaderDep) -> dict[str, Any]:
+@router.get("/branches/{name}", response_model=BranchPublic)
+async def get_branch(name: BranchPath, node: NodeDep, reader: ReaderDep) -> Response:
     """One branch of the caller's tenant: topic, parent, fork cut, its applied cut if running; 404 if absent."""
-    return node.branches.describe(reader.caller.tenant, name)
+    return json_response(node.branches.describe(reader.caller.tenant, name))
 
 
-@router.delete("/branches/{name}")
-async def delete_branch(name: BranchPath, node: NodeDep, admin: AdminDep) -> dict[str, Any]:
+@router.delete("/branches/{name}", response_model=BranchDeleted)
+async def delete_branch(name: DeletableBranchPath, node: NodeDep, admin: AdminDep) -> Response:
     """Delete a branch of the caller's tenant and its own records; 409 `branch_in_use` while branches of it exist."""
     await node.branches.delete(admin.caller.tenant, name)
-    return {"name": name, "deleted": True}
+    return json_response({"name": name, "deleted": True})
 
 
 def fork_name(run_id: str, seq: int) -> str:
@@ -139,7 +146,7 @@ def fork_name(run_id: str, seq: int) -> str:
     return f"{_UNSAFE.sub('-', run_id)[:80]}.fork-{seq}-{new_id()[-12:]}"
 
 
-@router.post("/runs/{run_id}/fork", status_code=201)
+@router.post("/runs/{run_id}/fork", response_model=ForkPublic, status_code=201)
 async def fork_run(
     run_id: RunPath,
     body: RunFork,
@@ -148,7 +155,7 @@ async def fork_run(
     branch: BranchQuery = MAIN,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """Fork the run onto a new branch just after event `at_seq`; the run goes on there under the same id."""
     caller = writer.caller
     tenant = caller.tenant
@@ -166,13 +173,16 @@ async def fork_run(
         except Exception:
             await node.branches.delete(tenant, name)
             raise
-    return {
-        "branch": name,
-        "from": source.name,
-        "run_id": run_id,
-        "at_seq": body.at_seq,
-        "fork_cut": cut,
-        "fork_token": cut_token(cut),
-        "new_run_id": body.new_run_id,
-        "begin": begun,
-    }
+    return json_response(
+        {
+            "branch": name,
+            "from": source.name,
+            "run_id": run_id,
+            "at_seq": body.at_seq,
+            "fork_cut": cut,
+            "fork_token": cut_token(cut),
+            "new_run_id": body.new_run_id,
+            "begin": begun,
+        },
+        status_code=201,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field, model_validator
 
 from commands import (
@@ -26,6 +26,9 @@ from projections.state import StateModel
 from query_api.http.bodies import NamespacedWriteOptions
 from query_api.http.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
 from query_api.http.problems import ApiProblem
+from query_api.http.responses import json_response
+from query_api.http.schemas.coordination import LockPublic, StateList, StatePublic
+from query_api.http.schemas.writes import WriteAccepted
 
 __all__ = ["router"]
 
@@ -94,7 +97,7 @@ async def write(node: View, caller: Caller, command: Command, body: NamespacedWr
     )
 
 
-@router.get("/state")
+@router.get("/state", response_model=StateList)
 async def list_state(
     node: ViewDep,
     caller: CallerDep,
@@ -104,15 +107,15 @@ async def list_state(
     limit: Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)] = 100,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """State records of a namespace in name order, from after `cursor`."""
     await node.wait_token(token, wait_ms)
     views = state_model(node).list(caller.tenant, namespace, prefix, cursor, limit)
     next_cursor = views[-1].name if len(views) == limit else None
-    return {"items": [dataclasses.asdict(v) for v in views], "next_cursor": next_cursor}
+    return json_response({"items": [dataclasses.asdict(v) for v in views], "next_cursor": next_cursor})
 
 
-@router.get("/state/{name:path}")
+@router.get("/state/{name:path}", response_model=StatePublic)
 async def get_state(
     name: NamePath,
     node: ViewDep,
@@ -120,23 +123,23 @@ async def get_state(
     namespace: NamespaceQuery = DEFAULT_NAMESPACE,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """Read a state record with its version; 404 if absent."""
     await node.wait_token(token, wait_ms)
     view = state_model(node).get(caller.tenant, namespace, name)
     if view is None:
         raise ApiProblem(404, "not_found", f"no state {name!r} in namespace {namespace!r}", current_version=0)
-    return dataclasses.asdict(view)
+    return json_response(dataclasses.asdict(view))
 
 
-@router.post("/state/{name:path}/cas")
-async def cas_state(name: NamePath, body: CasAttempt, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
+@router.post("/state/{name:path}/cas", response_model=WriteAccepted)
+async def cas_state(name: NamePath, body: CasAttempt, node: WriterDep, caller: CallerDep) -> Response:
     """Compare-and-swap: set the value iff the record is at `expected_version`; 409 with `current_version` if not."""
     command = StateCas(name=name, expected_version=body.expected_version, value=body.value)
-    return await write(node, caller, command, body)
+    return json_response(await write(node, caller, command, body))
 
 
-@router.get("/locks/{name:path}")
+@router.get("/locks/{name:path}", response_model=LockPublic)
 async def get_lock(
     name: NamePath,
     node: ViewDep,
@@ -144,38 +147,38 @@ async def get_lock(
     namespace: NamespaceQuery = DEFAULT_NAMESPACE,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """Read a lock (holder, fencing token, lease end, held now?); 404 if absent or not a lock."""
     await node.wait_token(token, wait_ms)
     view = state_model(node).lock(caller.tenant, namespace, name, node.now_ms())
     if view is None:
         raise ApiProblem(404, "not_found", f"no lock {name!r} in namespace {namespace!r}")
-    return dataclasses.asdict(view)
+    return json_response(dataclasses.asdict(view))
 
 
-@router.post("/locks/{name:path}/acquire")
-async def acquire_lock(name: NamePath, body: LockAcquisition, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
+@router.post("/locks/{name:path}/acquire", response_model=WriteAccepted)
+async def acquire_lock(name: NamePath, body: LockAcquisition, node: WriterDep, caller: CallerDep) -> Response:
     """Take a lock if free or expired; answers a new fencing token, 409 `lock_held` if someone else holds it."""
     command = LockAcquire(name=name, holder=body.holder, ttl_s=body.ttl_s)
-    return await write(node, caller, command, body)
+    return json_response(await write(node, caller, command, body))
 
 
-@router.post("/locks/{name:path}/renew")
-async def renew_lock(name: NamePath, body: LockRenewal, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
+@router.post("/locks/{name:path}/renew", response_model=WriteAccepted)
+async def renew_lock(name: NamePath, body: LockRenewal, node: WriterDep, caller: CallerDep) -> Response:
     """Extend the holder's lease; the fencing token stays the same."""
     command = LockRenew(name=name, holder=body.holder, fencing_token=body.fencing_token, ttl_s=body.ttl_s)
-    return await write(node, caller, command, body)
+    return json_response(await write(node, caller, command, body))
 
 
-@router.post("/locks/{name:path}/release")
-async def release_lock(name: NamePath, body: LockSurrender, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
+@router.post("/locks/{name:path}/release", response_model=WriteAccepted)
+async def release_lock(name: NamePath, body: LockSurrender, node: WriterDep, caller: CallerDep) -> Response:
     """Free the holder's lock, if its fencing token is still current."""
     command = LockRelease(name=name, holder=body.holder, fencing_token=body.fencing_token)
-    return await write(node, caller, command, body)
+    return json_response(await write(node, caller, command, body))
 
 
-@router.post("/txn")
-async def transact(body: TxnSubmission, node: WriterDep, caller: CallerDep) -> dict[str, Any]:
+@router.post("/txn", response_model=WriteAccepted)
+async def transact(body: TxnSubmission, node: WriterDep, caller: CallerDep) -> Response:
     """Optimistic transaction over kv and state records of one partition: all writes apply, or none."""
     command = Txn(reads=body.reads, writes=body.writes, preconditions=body.preconditions)
-    return await write(node, caller, command, body)
+    return json_response(await write(node, caller, command, body))

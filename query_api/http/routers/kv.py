@@ -16,6 +16,8 @@ from query_api.http.bodies import WriteOptions
 from query_api.http.deps import CallerDep, TokenQuery, ViewDep, WaitQuery, WriterDep, execute
 from query_api.http.problems import ApiProblem
 from query_api.http.responses import json_response
+from query_api.http.schemas.records import NamespaceList, QueryPage, RecordBatch, RecordList, RecordPublic
+from query_api.http.schemas.writes import WriteAccepted
 
 __all__ = ["router"]
 
@@ -56,7 +58,7 @@ class NamespacePut(WriteOptions):
     default_ttl_s: TtlSeconds | None = None
 
 
-@router.put("/kv/{namespace}/{key:path}", response_model=dict[str, Any])
+@router.put("/kv/{namespace}/{key:path}", response_model=WriteAccepted)
 async def put_record(
     namespace: NamespacePath, key: KeyPath, body: RecordPut, node: WriterDep, caller: CallerDep
 ) -> Response:
@@ -67,7 +69,7 @@ async def put_record(
     )
 
 
-@router.get("/kv/{namespace}/{key:path}", response_model=dict[str, Any])
+@router.get("/kv/{namespace}/{key:path}", response_model=RecordPublic)
 async def get_record(
     namespace: NamespacePath,
     key: KeyPath,
@@ -84,7 +86,7 @@ async def get_record(
     return json_response(view)
 
 
-@router.delete("/kv/{namespace}/{key:path}", response_model=dict[str, Any])
+@router.delete("/kv/{namespace}/{key:path}", response_model=WriteAccepted)
 async def delete_record(
     namespace: NamespacePath,
     key: KeyPath,
@@ -100,7 +102,7 @@ async def delete_record(
     return json_response(written)
 
 
-@router.get("/kv/{namespace}", response_model=dict[str, Any])
+@router.get("/kv/{namespace}", response_model=RecordList)
 async def list_records(
     namespace: NamespacePath,
     node: ViewDep,
@@ -117,7 +119,7 @@ async def list_records(
     return json_response({"items": views, "next_cursor": next_cursor})
 
 
-@router.delete("/kv/{namespace}", response_model=dict[str, Any])
+@router.delete("/kv/{namespace}", response_model=WriteAccepted)
 async def clear_namespace(
     namespace: NamespacePath,
     node: WriterDep,
@@ -131,7 +133,7 @@ async def clear_namespace(
     )
 
 
-@router.post("/kv/{namespace}/batch-get", response_model=dict[str, Any])
+@router.post("/kv/{namespace}/batch-get", response_model=RecordBatch)
 async def batch_get(
     namespace: NamespacePath,
     body: BatchGet,
@@ -147,7 +149,7 @@ async def batch_get(
     return json_response({"items": found})
 
 
-@router.post("/kv/{namespace}/batch-put", response_model=dict[str, Any])
+@router.post("/kv/{namespace}/batch-put", response_model=WriteAccepted)
 async def batch_put(namespace: NamespacePath, body: BatchPut, node: WriterDep, caller: CallerDep) -> Response:
     """Write several keys atomically: every item applies, or none does."""
     command = KvBatchPut(items=body.items)
@@ -156,7 +158,7 @@ async def batch_put(namespace: NamespacePath, body: BatchPut, node: WriterDep, c
     )
 
 
-@router.post("/kv/{namespace}/query")
+@router.post("/kv/{namespace}/query", response_model=QueryPage)
 async def query_records(
     namespace: NamespacePath,
     body: RecordQuery,
@@ -164,33 +166,37 @@ async def query_records(
     caller: CallerDep,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """Filter, project, sort and page the records of a namespace."""
     await node.wait_token(token, wait_ms)
     try:
         result: dict[str, Any] = node.records.query(caller.tenant, namespace, body, node.now_ms())
     except QueryError as error:
         raise ApiProblem(400, "bad_query", str(error)) from error
-    return result
+    return json_response(result)
 
 
-@router.get("/namespaces")
+@router.get("/namespaces", response_model=NamespaceList)
 async def list_namespaces(
     node: ViewDep, caller: CallerDep, token: TokenQuery = None, wait_ms: WaitQuery = None
-) -> dict[str, Any]:
+) -> Response:
     """The caller's namespaces with their key counts."""
     await node.wait_token(token, wait_ms)
-    return {
-        "namespaces": [
-            {"namespace": ns, "keys": count} for ns, count in node.records.namespaces(caller.tenant, node.now_ms())
-        ]
-    }
+    return json_response(
+        {
+            "namespaces": [
+                {"namespace": ns, "keys": count} for ns, count in node.records.namespaces(caller.tenant, node.now_ms())
+            ]
+        }
+    )
 
 
-@router.put("/namespaces/{namespace}")
+@router.put("/namespaces/{namespace}", response_model=WriteAccepted)
 async def configure_namespace(
     namespace: NamespacePath, body: NamespacePut, node: WriterDep, caller: CallerDep, response: Response
-) -> dict[str, Any]:
+) -> Response:
     """Set a namespace's JSON Schema and default TTL."""
     command = NamespaceConfig(json_schema=body.json_schema, default_ttl_s=body.default_ttl_s)
-    return await execute(node, caller, command, namespace=namespace, run_id=body.run_id, command_id=body.command_id)
+    return json_response(
+        await execute(node, caller, command, namespace=namespace, run_id=body.run_id, command_id=body.command_id)
+    )

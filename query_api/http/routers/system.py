@@ -10,16 +10,18 @@ only; any other key gets its tenant's view: the branch, its token and whether th
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 
 from eventlog.errors import LogError
 from projections.snapshot import list_snapshots
 from query_api.http.auth import allows
 from query_api.http.deps import AdminDep, BranchQuery, NodeDep, ReaderDep
 from query_api.http.problems import problem_response
+from query_api.http.responses import json_response
+from query_api.http.schemas.system import HealthPublic, ReadyPublic, StatusPublic
 from query_api.node.branches import MAIN
 from query_api.node.node import Node
 
@@ -39,17 +41,17 @@ def _failure(node: Node) -> str | None:
     return None if reason is None else f"the log failed: {reason}"
 
 
-@router.get("/health", response_model=None)
-async def health(node: NodeDep) -> dict[str, Any] | JSONResponse:
+@router.get("/health", response_model=HealthPublic)
+async def health(node: NodeDep) -> Response:
     """Liveness: 200 `ok` while the apply loop and the log work; 503 `unhealthy` once either failed."""
     failure = _failure(node)
     if failure is not None:
         return problem_response(503, "unhealthy", failure, PROBE_RETRY_AFTER_S, status_detail="failed")
-    return {"status": "ok"}
+    return json_response({"status": "ok"})
 
 
-@router.get("/ready", response_model=None)
-async def ready(node: NodeDep) -> dict[str, Any] | JSONResponse:
+@router.get("/ready", response_model=ReadyPublic)
+async def ready(node: NodeDep) -> Response:
     """Readiness: 200 once the node has applied everything the log held just now; 503 `not_ready` before."""
     failure = _failure(node)
     if failure is not None:
@@ -63,11 +65,11 @@ async def ready(node: NodeDep) -> dict[str, Any] | JSONResponse:
         return problem_response(
             503, "not_ready", f"{behind} records appended but not yet applied", PROBE_RETRY_AFTER_S, lag=behind
         )
-    return {"status": "ready", "token": node.token()}
+    return json_response({"status": "ready", "token": node.token()})
 
 
-@router.get("/v1/status")
-async def status(node: NodeDep, reader: ReaderDep, branch: BranchQuery = MAIN) -> dict[str, Any]:
+@router.get("/v1/status", response_model=StatusPublic)
+async def status(node: NodeDep, reader: ReaderDep, branch: BranchQuery = MAIN) -> Response:
     """The caller's branch: token and health; with the admin role, per partition offsets, digests, snapshot, chains."""
     handle = await node.branches.get(reader.caller.tenant, branch)
     tenant_view = {
@@ -76,29 +78,31 @@ async def status(node: NodeDep, reader: ReaderDep, branch: BranchQuery = MAIN) -
         "status": "ok" if _failure(node) is None and handle.engine.error is None else "failed",
     }
     if not allows(reader.role, "admin"):
-        return tenant_view
+        return json_response(tenant_view)
     ends = await node.log.end_offsets(handle.topic)
     applied = handle.engine.applied
     snapshots = list_snapshots(node.snapshot_dir, handle.topic) if node.snapshot_dir else []
-    return {
-        **tenant_view,
-        "topic": handle.topic,
-        "log": node.settings.log.split("://")[0],
-        "partitions": [
-            {
-                "partition": p,
-                "end_offset": end,
-                "applied_offset": applied[p],
-                "lag": end - applied[p],
-                "chain_head": handle.state.chain[p].hex(),
-            }
-            for p, end in enumerate(ends)
-        ],
-        "digests": handle.state.digests(),
-        "undecodable_records": sum(handle.state.undecodable),
-        "snapshot": {"path": str(snapshots[0].path), "cut": list(snapshots[0].cut)} if snapshots else None,
-        "apply_error": None if handle.engine.error is None else repr(handle.engine.error),
-    }
+    return json_response(
+        {
+            **tenant_view,
+            "topic": handle.topic,
+            "log": node.settings.log.split("://")[0],
+            "partitions": [
+                {
+                    "partition": p,
+                    "end_offset": end,
+                    "applied_offset": applied[p],
+                    "lag": end - applied[p],
+                    "chain_head": handle.state.chain[p].hex(),
+                }
+                for p, end in enumerate(ends)
+            ],
+            "digests": handle.state.digests(),
+            "undecodable_records": sum(handle.state.undecodable),
+            "snapshot": {"path": str(snapshots[0].path), "cut": list(snapshots[0].cut)} if snapshots else None,
+            "apply_error": None if handle.engine.error is None else repr(handle.engine.error),
+        }
+    )
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

@@ -26,7 +26,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
 
 from commands import DEFAULT_RUN_ID, Envelope, command_fingerprint
@@ -50,6 +50,8 @@ from query_api.http.deps import (
     WaitQuery,
 )
 from query_api.http.problems import ApiProblem
+from query_api.http.responses import json_response
+from query_api.http.schemas.timeline import CassettePublic, CutDiffPublic, RunDiffPublic
 from query_api.node.branches import BRANCH_NAME_PATTERN, MAIN, MAX_BRANCH_NAME_CHARS, Branch, cut_token
 from query_api.node.node import Node
 
@@ -139,7 +141,7 @@ async def _cassette(
     return items, truncated
 
 
-@router.get("/runs/{run_id}/replay")
+@router.get("/runs/{run_id}/replay", response_model=CassettePublic)
 async def run_cassette(
     run_id: RunPath,
     view: ViewDep,
@@ -147,12 +149,14 @@ async def run_cassette(
     limit: Annotated[int, Query(ge=1, le=REPLAY_LIMIT_MAX)] = 10_000,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """The run's recorded commands in order (the replay cassette), with positions, outcomes and event seqs."""
     await view.wait_token(token, wait_ms)
     until = _cut(view)
     items, truncated = await _cassette(view.node, view.branch, view.state, until, caller.tenant, run_id, limit)
-    return {"run_id": run_id, "items": [item for _, item in items], "truncated": truncated, "cut": cut_token(until)}
+    return json_response(
+        {"run_id": run_id, "items": [item for _, item in items], "truncated": truncated, "cut": cut_token(until)}
+    )
 
 
 @router.get("/runs/{run_id}/export", response_class=StreamingResponse)
@@ -250,7 +254,7 @@ async def _diff_cuts(
     }
 
 
-@router.get("/diff")
+@router.get("/diff", response_model=RunDiffPublic | CutDiffPublic)
 async def diff(
     node: NodeDep,
     reader: ReaderDep,
@@ -265,7 +269,7 @@ async def diff(
     limit: Annotated[int, Query(ge=1, le=DIFF_LIMIT_MAX)] = 1_000,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """Diff two runs (`run_a`, `run_b`) or the state at two cuts (`cut_a`, `cut_b`); exactly one of the two pairs."""
     runs = run_a is not None or run_b is not None
     cuts = cut_a is not None or cut_b is not None
@@ -278,10 +282,10 @@ async def diff(
     if runs:
         if run_a is None or run_b is None:
             raise ApiProblem(400, "invalid", "a run diff needs both run_a and run_b")
-        return await _diff_runs(node, (first, second), caller.tenant, (run_a, run_b), limit)
+        return json_response(await _diff_runs(node, (first, second), caller.tenant, (run_a, run_b), limit))
     if cut_a is None:
         raise ApiProblem(400, "invalid", "a cut diff needs cut_a")
-    return await _diff_cuts(node, (first, second), caller.tenant, cut_a, cut_b, limit)
+    return json_response(await _diff_cuts(node, (first, second), caller.tenant, cut_a, cut_b, limit))
 
 
 def _offset(text: str | None, name: str) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from commands import CollectionCreate, VectorDelete, VectorUpsert
@@ -25,6 +25,9 @@ from projections.vectors import (
 from query_api.http.bodies import NamespacedWriteOptions
 from query_api.http.deps import CallerDep, TokenQuery, View, ViewDep, WaitQuery, WriterDep, execute
 from query_api.http.problems import ApiProblem
+from query_api.http.responses import json_response
+from query_api.http.schemas.vectors import CollectionList, CollectionPublic, VectorPublic, VectorSearchResults
+from query_api.http.schemas.writes import WriteAccepted
 
 __all__ = ["router"]
 
@@ -135,31 +138,31 @@ def collection_info(node: View, tenant: str, namespace: str, name: str) -> Colle
         raise ApiProblem(404, "not_found", str(error)) from error
 
 
-@router.put("/collections/{name}")
-async def put_collection(
-    name: CollectionPath, body: CollectionPut, node: WriterDep, caller: CallerDep
-) -> dict[str, Any]:
+@router.put("/collections/{name}", response_model=WriteAccepted)
+async def put_collection(name: CollectionPath, body: CollectionPut, node: WriterDep, caller: CallerDep) -> Response:
     """Create a collection of fixed dimension and metric; 409 if it exists with another configuration."""
     command = CollectionCreate(name=name, dimension=body.dimension, metric=body.metric)
-    return await execute(
-        node, caller, command, namespace=body.namespace, run_id=body.run_id, command_id=body.command_id
+    return json_response(
+        await execute(node, caller, command, namespace=body.namespace, run_id=body.run_id, command_id=body.command_id)
     )
 
 
-@router.get("/collections")
+@router.get("/collections", response_model=CollectionList)
 async def list_collections(
     node: ViewDep,
     caller: CallerDep,
     namespace: NamespaceQuery = DEFAULT_NAMESPACE,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """The collections of a namespace, by name, with dimension, metric, size and memory."""
     await node.wait_token(token, wait_ms)
-    return {"items": [collection_public(info) for info in vectors_model(node).collections(caller.tenant, namespace)]}
+    return json_response(
+        {"items": [collection_public(info) for info in vectors_model(node).collections(caller.tenant, namespace)]}
+    )
 
 
-@router.get("/collections/{name}")
+@router.get("/collections/{name}", response_model=CollectionPublic)
 async def get_collection(
     name: CollectionPath,
     node: ViewDep,
@@ -167,24 +170,24 @@ async def get_collection(
     namespace: NamespaceQuery = DEFAULT_NAMESPACE,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """One collection's dimension, metric, size and memory; 404 if absent."""
     await node.wait_token(token, wait_ms)
-    return collection_public(collection_info(node, caller.tenant, namespace, name))
+    return json_response(collection_public(collection_info(node, caller.tenant, namespace, name)))
 
 
-@router.put("/collections/{name}/vectors/{vector_id:path}")
+@router.put("/collections/{name}/vectors/{vector_id:path}", response_model=WriteAccepted)
 async def put_vector(
     name: CollectionPath, vector_id: VectorIdPath, body: VectorPut, node: WriterDep, caller: CallerDep
-) -> dict[str, Any]:
+) -> Response:
     """Insert or replace a vector; 404 if the collection is absent, 422 if the dimension differs."""
     command = VectorUpsert(collection=name, id=vector_id, embedding=body.embedding, metadata=body.metadata)
-    return await execute(
-        node, caller, command, namespace=body.namespace, run_id=body.run_id, command_id=body.command_id
+    return json_response(
+        await execute(node, caller, command, namespace=body.namespace, run_id=body.run_id, command_id=body.command_id)
     )
 
 
-@router.get("/collections/{name}/vectors/{vector_id:path}")
+@router.get("/collections/{name}/vectors/{vector_id:path}", response_model=VectorPublic)
 async def get_vector(
     name: CollectionPath,
     vector_id: VectorIdPath,
@@ -193,7 +196,7 @@ async def get_vector(
     namespace: NamespaceQuery = DEFAULT_NAMESPACE,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """A stored vector (its float32 embedding, bit-exact) and metadata; 404 if absent."""
     await node.wait_token(token, wait_ms)
     try:
@@ -202,10 +205,10 @@ async def get_vector(
         raise ApiProblem(404, "not_found", str(error)) from error
     if stored is None:
         raise ApiProblem(404, "not_found", f"no vector {vector_id!r} in collection {name!r}")
-    return {"id": stored.id, "embedding": stored.vector.tolist(), "metadata": stored.metadata}
+    return json_response({"id": stored.id, "embedding": stored.vector.tolist(), "metadata": stored.metadata})
 
 
-@router.delete("/collections/{name}/vectors/{vector_id:path}")
+@router.delete("/collections/{name}/vectors/{vector_id:path}", response_model=WriteAccepted)
 async def delete_vector(
     name: CollectionPath,
     vector_id: VectorIdPath,
@@ -214,13 +217,15 @@ async def delete_vector(
     namespace: Annotated[Namespace | None, Query()] = None,
     command_id: Annotated[Id | None, Query()] = None,
     run_id: Annotated[Id | None, Query()] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Delete a vector (`deleted` is false if it was absent); 404 if the collection is absent."""
     command = VectorDelete(collection=name, id=vector_id)
-    return await execute(node, caller, command, namespace=namespace, run_id=run_id, command_id=command_id)
+    return json_response(
+        await execute(node, caller, command, namespace=namespace, run_id=run_id, command_id=command_id)
+    )
 
 
-@router.post("/collections/{name}/search")
+@router.post("/collections/{name}/search", response_model=VectorSearchResults)
 async def search_collection(
     name: CollectionPath,
     body: SearchRequest,
@@ -228,7 +233,7 @@ async def search_collection(
     caller: CallerDep,
     token: TokenQuery = None,
     wait_ms: WaitQuery = None,
-) -> dict[str, Any]:
+) -> Response:
     """Exact top-k by score (ties by id) among vectors matching `filter`; 400 on a bad filter."""
     await node.wait_token(token, wait_ms)
     info = collection_info(node, caller.tenant, body.namespace, name)
@@ -254,7 +259,7 @@ async def search_collection(
         raise ApiProblem(400, "bad_filter", str(error)) from error
     except VectorQueryError as error:
         raise ApiProblem(400, "bad_query", str(error)) from error
-    return {"hits": [hit_public(hit) for hit in hits]}
+    return json_response({"hits": [hit_public(hit) for hit in hits]})
 
 
 def hybrid_hit_public(hit: HybridHit) -> HybridHitPublic:
